@@ -1,0 +1,46 @@
+"""Shared fixtures: a seeded RNG, synthetic audio, and the tiny demo corpus built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """``../shared/reference`` next to the repository (skip when absent)."""
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference data not found at {REFERENCE}")
+    return REFERENCE
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20190101)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """The tiny demo corpus, built once for the whole test session."""
+    from mtdtl.corpora.demo import build_demo_corpus
+
+    root = tmp_path_factory.mktemp("corpus") / "demo-tiny-seed0"
+    return build_demo_corpus(root=root, size="tiny", seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_corpus, tmp_path_factory) -> Path:
+    """Spectrogram store of the tiny corpus' learning part, scaler fit and every source reduced."""
+    from mtdtl.preprocess import preprocess_corpus
+
+    out = tmp_path_factory.mktemp("store") / "demo-tiny"
+    return preprocess_corpus(tiny_corpus, out, k=8, seed=0, progress=False)
+
+
+def pytest_configure(config):
+    os.environ.setdefault("MTDTL_NUM_THREADS", "2")
