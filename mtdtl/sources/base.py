@@ -1,0 +1,286 @@
+"""Reduced learning labels: the z_t of every learning source (Section 2.3).
+
+After preprocessing, every learning source *t* is a table that gives each of its tracks a
+k-dimensional categorical distribution z_t (pLSA topic mixture or GMM posterior, k = 50 in the
+paper), or, for ``self``, only the list of tracks (same-track pairs are drawn at training time).
+:class:`ReducedLabels` holds that table for one source, together with the tracks that lack the
+source (``missing``, each with a reason), the top terms per topic (the paper's Table 2) and
+free-form metadata.
+
+On disk, one source is one ``.npz`` file (``<store>/labels/<name>.npz``) written atomically and
+read with ``allow_pickle=False``: strings are stored as fixed-width unicode arrays, the topic
+table and the metadata as JSON strings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtdtl.constants import SOURCE_NAMES
+from mtdtl.errors import MtdtlError
+from mtdtl.log import get_logger
+
+__all__ = ["ReducedLabels", "load_reduced", "labels_dir", "atomic_write_bytes"]
+
+log = get_logger(__name__)
+
+#: Tolerance on ``z.sum(axis=1) == 1`` (float32 arithmetic).
+ROW_SUM_ATOL = 1e-3
+#: Format version written into every file.
+FORMAT_VERSION = 1
+
+
+def labels_dir(store_dir: str | os.PathLike) -> Path:
+    """Folder of the reduced labels of a store: ``<store_dir>/labels``."""
+    return Path(store_dir) / "labels"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _str_array(values) -> np.ndarray:
+    """Unicode array (never object dtype, so ``allow_pickle=False`` can read it back)."""
+    arr = np.asarray([str(v) for v in values], dtype=str)
+    if arr.size == 0:
+        arr = np.zeros(0, dtype="<U1")
+    return arr
+
+
+@dataclass
+class ReducedLabels:
+    """The reduced labels z_t of one learning source.
+
+    Parameters
+    ----------
+    name : str
+        Source name (``"tag"``, ``"bpm"``, ...).
+    track_ids : np.ndarray [shape=(n,)] str
+        Tracks that have the source, unique, in the row order of ``z``.
+    z : np.ndarray [shape=(n, k)] float32
+        One categorical distribution per track (rows sum to 1). ``k = 0`` for ``self``.
+    missing : list of str
+        Tracks of the corpus (learning part) that lack the source, or whose raw labels were
+        unusable (e.g. all-zero counts). They never appear in ``track_ids``.
+    topics : pandas.DataFrame or None
+        Top terms per topic (one row per topic: ``topic``, ``terms`` and ``weights``, see
+        :func:`mtdtl.sources.plsa.PLSA.topic_terms`), or component parameters for GMM sources.
+    meta : dict
+        JSON-serialisable details (method, k, seed, iterations, log-likelihood, ...).
+    missing_reasons : dict of str to str
+        Why each missing track is missing (``"no labels"``, ``"all-zero counts"``, ...).
+    """
+
+    name: str
+    track_ids: np.ndarray
+    z: np.ndarray
+    missing: list[str] = field(default_factory=list)
+    topics: pd.DataFrame | None = None
+    meta: dict = field(default_factory=dict)
+    missing_reasons: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.track_ids = _str_array(self.track_ids)
+        z = np.asarray(self.z, dtype=np.float32)
+        if z.ndim == 1 and z.size == 0:
+            z = z.reshape(len(self.track_ids), 0)
+        if z.ndim != 2 or z.shape[0] != len(self.track_ids):
+            raise MtdtlError(
+                f"source {self.name!r}: z has shape {z.shape}, expected ({len(self.track_ids)}, k)"
+            )
+        self.z = np.ascontiguousarray(z)
+        self.missing = [str(t) for t in self.missing]
+        self.missing_reasons = {str(k): str(v) for k, v in self.missing_reasons.items()}
+        for t in self.missing:
+            self.missing_reasons.setdefault(t, "no labels")
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise :class:`MtdtlError` unless the table is consistent."""
+        n = len(self.track_ids)
+        if len(np.unique(self.track_ids)) != n:
+            raise MtdtlError(f"source {self.name!r}: duplicated track ids in ReducedLabels")
+        if self.k > 0 and n > 0:
+            if not np.all(np.isfinite(self.z)) or (self.z < 0).any():
+                raise MtdtlError(f"source {self.name!r}: z holds NaN, inf or negative values")
+            sums = self.z.sum(axis=1, dtype=np.float64)
+            bad = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_ATOL)
+            if bad.size:
+                raise MtdtlError(
+                    f"source {self.name!r}: rows of z must sum to 1; track {self.track_ids[bad[0]]} "
+                    f"sums to {sums[bad[0]]:.6f} ({bad.size} rows off)"
+                )
+        overlap = set(self.missing) & set(self.track_ids.tolist())
+        if overlap:
+            raise MtdtlError(
+                f"source {self.name!r}: {len(overlap)} tracks are both present and missing, "
+                f"e.g. {sorted(overlap)[0]}"
+            )
+
+    # ------------------------------------------------------------------ access
+    @property
+    def k(self) -> int:
+        """Number of latent factors (0 for ``self``)."""
+        return int(self.z.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Track id → row of ``z``."""
+        idx = self.__dict__.get("_index")
+        if idx is None or len(idx) != len(self.track_ids):
+            idx = {t: i for i, t in enumerate(self.track_ids.tolist())}
+            self.__dict__["_index"] = idx
+        return idx
+
+    def has(self, track_ids) -> np.ndarray:
+        """Boolean mask [shape=(len(track_ids),)]: which of ``track_ids`` have this source."""
+        idx = self.index
+        return np.fromiter((str(t) in idx for t in track_ids), dtype=bool, count=len(track_ids))
+
+    def rows(self, track_ids) -> np.ndarray:
+        """z rows [shape=(len(track_ids), k)] for tracks that all have the source."""
+        idx = self.index
+        try:
+            pos = [idx[str(t)] for t in track_ids]
+        except KeyError as err:
+            raise MtdtlError(f"source {self.name!r} has no labels for track {err.args[0]}") from None
+        return self.z[np.asarray(pos, dtype=np.int64)]
+
+    def coverage(self) -> dict:
+        """Counts for a coverage table: present, missing, fraction present."""
+        n_p, n_m = len(self.track_ids), len(self.missing)
+        return {
+            "source": self.name,
+            "k": self.k,
+            "present": n_p,
+            "missing": n_m,
+            "coverage": n_p / (n_p + n_m) if n_p + n_m else float("nan"),
+        }
+
+    # ------------------------------------------------------------------ I/O
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` bytes of this table (see the module docstring for the layout)."""
+        topics_json = "" if self.topics is None else self.topics.to_json(orient="split", index=False)
+        miss = list(self.missing)
+        arrays = {
+            "format_version": np.asarray(FORMAT_VERSION, dtype=np.int64),
+            "name": np.asarray(self.name, dtype=str),
+            "track_ids": self.track_ids,
+            "z": self.z,
+            "missing": _str_array(miss),
+            "missing_reasons": _str_array([self.missing_reasons.get(t, "") for t in miss]),
+            "topics_json": np.asarray(topics_json, dtype=str),
+            "meta_json": np.asarray(json.dumps(self.meta, sort_keys=True, default=_json_default), dtype=str),
+        }
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the table to ``path`` (``.npz``) atomically; returns the path."""
+        path = Path(path)
+        atomic_write_bytes(path, self.to_bytes())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ReducedLabels":
+        """Read a table written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise MtdtlError(f"no reduced labels at {path}: run mtdtl.preprocess.preprocess_corpus first")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                name = str(f["name"][()])
+                track_ids = f["track_ids"]
+                z = f["z"]
+                missing = f["missing"].tolist()
+                reasons = f["missing_reasons"].tolist()
+                topics_json = str(f["topics_json"][()])
+                meta = json.loads(str(f["meta_json"][()]))
+        except MtdtlError:
+            raise
+        except Exception as err:  # zipfile / KeyError / ValueError: a broken or foreign file
+            raise MtdtlError(f"{path} is not a readable reduced-labels file ({err}); delete it and rerun") from err
+        topics = None
+        if topics_json:
+            topics = pd.read_json(io.StringIO(topics_json), orient="split")
+        return cls(
+            name=name,
+            track_ids=track_ids,
+            z=z,
+            missing=missing,
+            topics=topics,
+            meta=meta,
+            missing_reasons=dict(zip(missing, reasons)),
+        )
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def load_reduced(store_dir: str | os.PathLike, sources=None) -> dict[str, ReducedLabels]:
+    """Read every ``<store_dir>/labels/<name>.npz``.
+
+    Parameters
+    ----------
+    store_dir : path
+        A spectrogram store folder written by :func:`mtdtl.preprocess.preprocess_corpus`.
+    sources : iterable of str, optional
+        Only these sources (error if one is absent). Default: all that are there.
+
+    Returns
+    -------
+    dict of str to ReducedLabels
+        In the order of :data:`mtdtl.constants.SOURCE_NAMES`, then any other sources by name.
+    """
+    folder = labels_dir(store_dir)
+    if not folder.is_dir():
+        raise MtdtlError(
+            f"no reduced labels in {folder}: run mtdtl.preprocess.preprocess_corpus on the corpus first"
+        )
+    found = {p.stem: p for p in folder.glob("*.npz") if not p.name.startswith(".")}
+    if sources is None:
+        names = [s for s in SOURCE_NAMES if s in found] + sorted(set(found) - set(SOURCE_NAMES))
+    else:
+        names = list(sources)
+        absent = [s for s in names if s not in found]
+        if absent:
+            raise MtdtlError(
+                f"sources {absent} have no reduced labels in {folder} (present: {sorted(found)}); "
+                "run mtdtl.preprocess.preprocess_corpus with those sources"
+            )
+    return {name: ReducedLabels.load(found[name]) for name in names}
