@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtdtl.constants import SOURCE_NAMES
+from mtdtl.constants import K, SOURCE_NAMES
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 
-__all__ = ["ReducedLabels", "load_reduced", "labels_dir", "atomic_write_bytes"]
+__all__ = ["ReducedLabels", "Source", "load_reduced", "labels_dir", "atomic_write_bytes"]
 
 log = get_logger(__name__)
 
@@ -284,3 +284,69 @@ def load_reduced(store_dir: str | os.PathLike, sources=None) -> dict[str, Reduce
                 "run mtdtl.preprocess.preprocess_corpus with those sources"
             )
     return {name: ReducedLabels.load(found[name]) for name in names}
+
+
+class Source:
+    """A learning source: raw label tables → :class:`ReducedLabels` (Section 2.3).
+
+    Subclasses set ``name``, ``kind`` (``"pairs"``, ``"gmm"`` or ``"plsa"``) and ``inputs`` (the
+    raw label tables they read, named as the corpus' ``labels/<input>.csv`` files) and implement
+    :meth:`fit` and :meth:`transform`.
+
+    ``raw`` may be a DataFrame (sources with one input table), a mapping from input name to
+    DataFrame, or any object with a ``labels(name) -> DataFrame`` method (a
+    :class:`mtdtl.corpora.Corpus`).
+    """
+
+    name: str = ""
+    kind: str = ""
+    inputs: tuple[str, ...] = ()
+
+    def fit(self, raw, *, train_ids, k: int = K, seed: int = 0, track_ids=None) -> ReducedLabels:
+        """Fit on the training tracks, then reduce every track that has the source.
+
+        Parameters
+        ----------
+        raw : DataFrame, mapping or corpus (see the class docstring)
+        train_ids : iterable of str
+            The training split: only their labels are used to fit the reduction.
+        k : int
+            Latent factors (topics / components).
+        seed : int
+            Seed of the reduction's initialisation.
+        track_ids : iterable of str, optional
+            All tracks the reduction is for (the learning part of a corpus): tracks among them
+            without the source are recorded in ``missing``; raw rows of other tracks are ignored.
+            Default: the training tracks plus every track in ``raw``.
+
+        Returns
+        -------
+        ReducedLabels
+            Fitted rows for training tracks, fold-in / posterior rows for the others.
+        """
+        raise NotImplementedError
+
+    def transform(self, raw, *, track_ids=None) -> ReducedLabels:
+        """Reduce tracks with the fitted model (fold-in of rows not seen at fit time)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    def tables(self, raw) -> dict[str, pd.DataFrame]:
+        """The input tables of this source out of ``raw`` (see the class docstring)."""
+        if isinstance(raw, pd.DataFrame):
+            if len(self.inputs) != 1:
+                raise MtdtlError(
+                    f"source {self.name!r} reads the tables {list(self.inputs)}: pass a mapping "
+                    "{table name: DataFrame} or a corpus"
+                )
+            return {self.inputs[0]: raw}
+        if hasattr(raw, "labels") and callable(raw.labels):
+            return {name: raw.labels(name) for name in self.inputs}
+        try:
+            return {name: raw[name] for name in self.inputs}
+        except (KeyError, TypeError):
+            have = list(raw) if hasattr(raw, "keys") else type(raw).__name__
+            raise MtdtlError(f"source {self.name!r} needs the label tables {list(self.inputs)}; got {have}") from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, kind={self.kind!r})"
