@@ -1,0 +1,102 @@
+"""The main job: the single-run walkthrough on the embedded demo corpus.
+
+``mtdtl demo`` builds the demo corpus, then executes the notebooks ``01_preprocess``,
+``02_train`` (one small multi-source model) and ``03_evaluate`` (with the MFCC and random
+network baselines) through papermill, leaving the executed notebooks, figures, checkpoint and
+the tidy results table in one output folder. Every stage resumes: re-running the command
+reuses the corpus, the spectrogram store, a finished training run and cached features.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mtdtl.log import get_logger
+from mtdtl.notebooks import run_notebook
+from mtdtl.paths import corpora_dir, stores_dir
+
+__all__ = ["default_corpus_dir", "default_store_dir", "ensure_demo_store", "run_walkthrough"]
+
+log = get_logger(__name__)
+
+#: Walkthrough defaults: small enough for a 2-core CPU in about ten minutes.
+DEFAULT_EPOCHS = 6
+
+
+def default_corpus_dir(size: str = "small", seed: int = 0) -> Path:
+    """Where the demo corpus of ``size`` and ``seed`` is built by default."""
+    return corpora_dir() / f"demo-{size}-seed{seed}"
+
+
+def default_store_dir(size: str = "small", seed: int = 0) -> Path:
+    """Where the spectrogram store of the default demo corpus is written by default."""
+    return stores_dir() / f"demo-{size}-seed{seed}"
+
+
+def ensure_demo_store(*, size: str = "small", seed: int = 0, k: int = 50, corpus: str | Path | None = None,
+                      store: str | Path | None = None, workers: int | None = None, progress: bool = True) -> Path:
+    """Build (or reuse) the demo corpus and its spectrogram store with every source reduced.
+
+    Returns the store folder. Both steps resume and never recompute finished work.
+    """
+    from mtdtl.corpora.demo import build_demo_corpus
+    from mtdtl.preprocess import preprocess_corpus
+
+    corpus = Path(corpus) if corpus else build_demo_corpus(
+        root=default_corpus_dir(size, seed), size=size, seed=seed, workers=workers, progress=progress)
+    store = Path(store) if store else stores_dir() / Path(corpus).name
+    return preprocess_corpus(corpus, store, k=k, seed=seed, workers=workers, progress=progress)
+
+
+def run_walkthrough(*, out_dir: str | Path = "runs/demo", size: str = "small", seed: int = 0,
+                    arch: str = "ms_cr@6", sources: str = "self,bpm,year,tag,taste,cdr_tag,lyrics,artist",
+                    epochs: int | None = None, workers: int | None = None, corpus_root: str | Path | None = None,
+                    progress: bool = True) -> pd.DataFrame:
+    """Run the whole single-run walkthrough and print where everything is.
+
+    Returns the tidy results table (one row per representation, target, repetition and metric).
+    """
+    from mtdtl.corpora import Corpus
+    from mtdtl.corpora.demo import build_demo_corpus
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    corpus = Path(corpus_root) if corpus_root else default_corpus_dir(size, seed)
+    corpus = build_demo_corpus(root=corpus, size=size, seed=seed, workers=workers, progress=progress)
+    print(Corpus.open(corpus).summary(), flush=True)
+    store = default_store_dir(size, seed) if not corpus_root else out / "store"
+    timings = {"corpus": time.perf_counter() - t0}
+
+    stages = [
+        ("01_preprocess", {"corpus": str(corpus), "store": str(store), "seed": seed,
+                           "workers": workers or 0}),
+        ("02_train", {"store": str(store), "arch": arch, "sources": sources, "seed": seed,
+                      "epochs": epochs or DEFAULT_EPOCHS, "out_dir": str(out / "train")}),
+        ("03_evaluate", {"run_dir": str(out / "train"), "corpus": str(corpus), "seed": seed,
+                         "out_dir": str(out / "evaluate")}),
+    ]
+    for name, params in stages:
+        t = time.perf_counter()
+        print(f"\n== {name} ==", flush=True)
+        run_notebook(name, out / f"{name}.ipynb", parameters=params, cwd=out, progress=progress)
+        timings[name] = time.perf_counter() - t
+
+    results = pd.read_csv(out / "evaluate" / "results.csv")
+    summary = (results.groupby(["representation", "target", "metric"])["value"]
+               .agg(["mean", "std", "count"]).round(3))
+    with pd.option_context("display.max_rows", 200, "display.width", 160):
+        print("\n== results (mean over repetitions) ==")
+        print(summary.to_string())
+    total = time.perf_counter() - t0
+    print(f"\nwalkthrough finished in {total / 60:.1f} min "
+          + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    print(f"executed notebooks: {out}/0*_*.ipynb")
+    print(f"checkpoint:         {out / 'train'}")
+    print(f"figures:            {out / 'evaluate'} and {out / 'train'}")
+    print(f"results table:      {out / 'evaluate' / 'results.csv'}")
+    print(f"corpus: {corpus}\nstore:  {store}")
+    return results
