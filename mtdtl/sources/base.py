@@ -187,7 +187,7 @@ class ReducedLabels:
     # ------------------------------------------------------------------ I/O
     def to_bytes(self) -> bytes:
         """The ``.npz`` bytes of this table (see the module docstring for the layout)."""
-        topics_json = "" if self.topics is None else self.topics.to_json(orient="split", index=False)
+        topics_json = "" if self.topics is None else _frame_to_json(self.topics)
         miss = list(self.missing)
         arrays = {
             "format_version": np.asarray(FORMAT_VERSION, dtype=np.int64),
@@ -230,7 +230,7 @@ class ReducedLabels:
             raise MtdtlError(f"{path} is not a readable reduced-labels file ({err}); delete it and rerun") from err
         topics = None
         if topics_json:
-            topics = pd.read_json(io.StringIO(topics_json), orient="split")
+            topics = _frame_from_json(topics_json)
         return cls(
             name=name,
             track_ids=track_ids,
@@ -240,6 +240,26 @@ class ReducedLabels:
             meta=meta,
             missing_reasons=dict(zip(missing, reasons)),
         )
+
+
+def _frame_to_json(df: pd.DataFrame) -> str:
+    """A small DataFrame as JSON with its column dtypes (read back by :func:`_frame_from_json`)."""
+    return json.dumps({
+        "columns": [str(c) for c in df.columns],
+        "dtypes": [str(t) for t in df.dtypes],
+        "data": df.to_numpy(dtype=object).tolist(),
+    }, default=_json_default)
+
+
+def _frame_from_json(text: str) -> pd.DataFrame:
+    obj = json.loads(text)
+    df = pd.DataFrame(obj["data"], columns=obj["columns"])
+    for col, dtype in zip(obj["columns"], obj["dtypes"]):
+        try:
+            df[col] = df[col].astype(dtype)
+        except (TypeError, ValueError):
+            pass
+    return df
 
 
 def _json_default(obj):

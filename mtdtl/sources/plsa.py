@@ -28,9 +28,9 @@ With ``W = diag(n) theta`` and ``H = phi``, the update above is the multiplicati
 non-negative matrix factorisation under the generalised Kullback-Leibler divergence
 (Lee & Seung, 2001) — ``W <- W * (R H^T) / (1 H^T)``, ``H <- H * (W^T R) / (W^T 1)`` — with both
 factors updated from the same ``R`` and the scale moved into ``W``: since the rows of ``W H`` then
-sum to the row sums of ``X``, ``D_KL(X || W H) = sum x log x - L``, so maximising the pLSA
-likelihood and minimising the KL-NMF objective are the same problem (Gaussier & Goutte, 2005;
-Ding, Li & Peng, 2008). scikit-learn's ``NMF(beta_loss="kullback-leibler", solver="mu")`` reaches
+sum to the row sums of ``X``, ``D_KL(X || W H) = sum x log x - sum_d n_d log n_d - L``, a
+constant minus ``L``: maximising the pLSA likelihood and minimising the KL-NMF objective are the
+same problem (Gaussier & Goutte, 2005; Ding, Li & Peng, 2008). scikit-learn's ``NMF(beta_loss="kullback-leibler", solver="mu")`` reaches
 the same objective values; the tests check it. EM never decreases ``L``.
 
 Fold-in
@@ -59,7 +59,7 @@ __all__ = ["PLSA", "plsa_log_likelihood", "as_count_matrix"]
 log = get_logger(__name__)
 
 #: Bytes for one chunk temporary (chunk_size * k float32 values); two such arrays are live.
-CHUNK_BYTES = 8 * 2**20
+CHUNK_BYTES = 4 * 2**20
 #: Floor of (theta phi)_dw before dividing (float32: zero topics can make a product underflow).
 _TINY = np.float32(1e-30)
 
@@ -152,7 +152,7 @@ class PLSA:
     seed : int
         Seed of the random initialisation (same seed, same data → same result).
     chunk_size : int or None
-        Non-zeros per chunk of the ratio pass (default: 8 MiB of float32 per temporary).
+        Non-zeros per chunk of the ratio pass (default: 4 MiB of float32 per temporary).
     fold_in_iter, fold_in_tol : int, float
         The same, for :meth:`fold_in`.
 
