@@ -320,6 +320,7 @@ class ModelExtractor(Extractor):
         if self.batch_size < 1:
             raise MtdtlError(f"batch_size must be >= 1, got {batch_size}")
         self.max_seconds_in_memory = float(max_seconds_in_memory)
+        self.stream_block_slices = 64  # slices per block when streaming a long file
         self.prefetch = int(prefetch)
         self.key = key or self._hash_model(mean, std)
 
@@ -495,7 +496,7 @@ class ModelExtractor(Extractor):
                 yield i, fut.result()
 
     # -- long files, in blocks --
-    def _stream_slices(self, path: Path, *, block_slices: int = 64) -> Iterator[torch.Tensor]:
+    def _stream_slices(self, path: Path) -> Iterator[torch.Tensor]:
         """Slices of a long file, block by block, equal to the one-piece path.
 
         Pass 1 finds the loudest mel bin (which sets the ``top_db`` floor) and the peak sample
@@ -504,7 +505,7 @@ class ModelExtractor(Extractor):
         from mtdtl.audio import SILENCE_THRESHOLD_DB
 
         fe = self.front_end
-        block = block_slices * SLICE_FRAMES
+        block = self.stream_block_slices * SLICE_FRAMES
         peak_db, peak = -np.inf, 0.0
         for S, y_peak in self._raw_db_blocks(path, block):
             peak_db = max(peak_db, float(S.max()))
