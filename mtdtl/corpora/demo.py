@@ -242,6 +242,8 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
                                        render_events)
 
     root = Path(root)
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
     tid = track_id_for(work.work_id)
     base = {"track_id": tid, "work_id": work.group, "source_id": work.work_id,
             "collection": work.collection, "params": _params_hash(work, seed)}
@@ -307,7 +309,6 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     bio = io.BytesIO()
     sf.write(bio, y.T, SR, format="FLAC", subtype="PCM_16")
     data = bio.getvalue()
-    (root / "audio").mkdir(parents=True, exist_ok=True)
     _atomic_write_bytes(root / "audio" / f"{tid}.flac", data)
     in_clip = on < CLIP_SECONDS
     artist, composer, years = _artist_and_years(work, score.composer)
@@ -399,8 +400,11 @@ def _pool_context():
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
+        # heavy imports happen once in the fork server, not once per worker
         ctx.set_forkserver_preload(["mtdtl.corpora.demo", "mtdtl.corpora.music",
-                                    "mtdtl.corpora.render"])
+                                    "mtdtl.corpora.render", "music21.converter",
+                                    "librosa.onset", "librosa.feature", "soundfile",
+                                    "tinysoundfont"])
         return ctx
     return mp.get_context("spawn")
 

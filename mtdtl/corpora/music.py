@@ -406,11 +406,9 @@ def read_score(work: Work) -> ScoreData:
     best_lyrics: list[str] = []
     length = float(s.highestTime)
     for ip, part in enumerate(parts):
-        try:
-            flat = part.stripTies().flatten()
-        except Exception:  # stripTies fails on a few odd scores: keep the ties
-            flat = part.flatten()
+        flat = part.flatten()
         notes = list(flat.notes)
+        open_ties: dict[int, int] = {}  # MIDI pitch -> index of the note a tie continues
         for n in notes:
             ql = float(n.quarterLength)
             if ql <= 0:  # grace notes
@@ -418,12 +416,28 @@ def read_score(work: Work) -> ScoreData:
             off = float(n.offset)
             vel = n.volume.velocity if n.volume is not None else None
             vel = 80 if vel is None else int(vel)
-            for p in getattr(n, "pitches", ()):
+            if n.isChord:
+                items = [(int(p.midi), cn.tie or n.tie) for p, cn in zip(n.pitches, n.notes)]
+            else:
+                items = [(int(p.midi), n.tie) for p in getattr(n, "pitches", ())]
+            for midi, tie in items:
+                kind = tie.type if tie is not None else None
+                j = open_ties.get(midi)
+                if kind in ("stop", "continue") and j is not None \
+                        and abs(on[j] + du[j] - off) < 1e-6:
+                    du[j] += ql  # a tied note lengthens the note it continues
+                    if kind == "stop":
+                        del open_ties[midi]
+                    continue
                 on.append(off)
                 du.append(ql)
-                pi.append(int(p.midi))
+                pi.append(midi)
                 ve.append(vel)
                 pa.append(ip)
+                if kind in ("start", "continue"):
+                    open_ties[midi] = len(pi) - 1
+                else:
+                    open_ties.pop(midi, None)
         words = _lyric_words(notes)
         if len(words) > len(best_lyrics):
             best_lyrics = words
