@@ -674,8 +674,7 @@ def get_extractor(spec: Any, **kw) -> Extractor:
         rest = spec[5:]
         head, _, tail = rest.partition(":")
         if head in ARCH_IDS:
-            sources = tuple(s for s in tail.split(",") if s) if tail else SOURCE_NAMES
-            return rand_extractor(head, sources, **kw)
+            return rand_extractor(head, tuple(s for s in tail.split(",") if s) or None, **kw)
         return rand_extractor(checkpoint=rest, **kw)
     if Path(spec).exists():
         return ModelExtractor.from_checkpoint(spec, **kw)

@@ -70,7 +70,7 @@ def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None
         Architecture id (``mtdtl.constants.ARCH_IDS``); not needed with ``checkpoint``.
     sources : sequence of str, optional
         Learning sources (they fix the number of branches of the concatenating architectures);
-        default all eight.
+        default all eight (``self`` alone for ``ss_r``).
     checkpoint : path, optional
         A trained run to mirror: architecture, sources, width, front end and scaler come from it.
     seed : int
@@ -103,7 +103,11 @@ def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None
             raise MtdtlError("rand_extractor needs an architecture id or a checkpoint")
         fe = _as_front_end(front_end) or FrontEnd()
         mean, std = _scaler_arrays(scaler, fe.n_mels)
-        sources = list(sources or SOURCE_NAMES)
+        if not sources:
+            from mtdtl.models import parse_arch
+
+            sources = SOURCE_NAMES if parse_arch(arch).multi_source else ("self",)
+        sources = list(sources)
         width = width or "full"
     model = rand_model(arch, sources, width=width, seed=seed)
     name = kw.pop("name", None) or f"rand:{arch}[{'+'.join(sources)}]" + (f"@{width}" if width != "full" else "")
