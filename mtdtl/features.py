@@ -68,14 +68,15 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from mtdtl.constants import ARCH_IDS, CROP_FRAMES, SOURCE_NAMES, SR
+from mtdtl.constants import ARCH_IDS, CROP_FRAMES, SR
+from mtdtl.device import resolve_device
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 
 __all__ = [
     "SLICE_FRAMES", "UnreadableAudio", "Extractor", "ModelExtractor", "FeatureSet",
     "get_extractor", "extract_dataset", "extract_files", "load_cached",
-    "slice_frames", "aggregate", "weights_file", "file_sha256", "resolve_device",
+    "slice_frames", "aggregate", "weights_file", "file_sha256",
 ]
 
 log = get_logger(__name__)
@@ -93,16 +94,6 @@ class UnreadableAudio(MtdtlError):
 # ---------------------------------------------------------------------------------------
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a :class:`torch.device`; ``None`` means CUDA when present, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MtdtlError(f"device {device!r} requested but CUDA is not available; use device='cpu' or None")
-    return dev
-
-
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
@@ -114,11 +105,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def weights_file(checkpoint: str | os.PathLike) -> Path:
     """The weights file of a checkpoint given as a run folder, ``model.safetensors`` or ``model.json``."""
-    p = Path(checkpoint)
-    if p.is_dir():
-        p = p / "model.safetensors"
-    elif p.suffix == ".json":
-        p = p.with_suffix(".safetensors")
+    from mtdtl.checkpoint import checkpoint_files
+
+    p = checkpoint_files(checkpoint)[0]
     if not p.is_file():
         raise MtdtlError(f"checkpoint not found: {checkpoint} (expected a run folder with model.safetensors, "
                          "or the path of model.safetensors / model.json)")

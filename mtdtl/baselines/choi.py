@@ -421,7 +421,7 @@ class ChoiExtractor(Extractor):
     """
 
     def __init__(self, path: str | Path, *, device=None, duration: float | None = CHOI_DURATION, **_ignored):
-        from mtdtl.features import resolve_device
+        from mtdtl.device import resolve_device
 
         self.device = resolve_device(device)
         self.model = load_choi(path, map_location=self.device)
