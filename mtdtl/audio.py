@@ -47,6 +47,16 @@ Pipeline
     The output is time-major, ``(2, n_frames, 128)``, which is the layout of the network
     input ``2 x 216 x 128`` (Section 3.1.2); ``n_frames = 1 + n_samples // hop``.
 
+    **FFT precision.** librosa multiplies float32 frames by a float64 window, so its FFT runs
+    in float64. A float32 FFT (torch/MKL, scipy) rounds at about 1e-7 of the frame's energy,
+    which moves bins 60-80 dB below a loud pure tone in the same frame by up to ~3e-3 dB
+    (measured on chirps and harmonic tones). The default ``precision="float64"`` therefore
+    keeps the FFT in float64: on CPU through a scipy (pocketfft) kernel that frames in
+    L2-sized blocks and multiplies each group of 16 mel bands only with the FFT bins it
+    touches (about 2x librosa's speed per core, within 1e-5 dB of it); on CUDA through a
+    float64 ``torch.stft``. ``precision="float32"`` is available where speed matters more
+    (its worst error is still 10x below the float16 rounding of the store).
+
 :func:`pad_to_min_frames` (short-clip policy)
     A clip shorter than one crop (``CROP_FRAMES = 216`` frames = 2.5 s) is padded **at the
     end** with *true silence in the dB domain*: the value a silent frame takes in this clip,
@@ -85,6 +95,7 @@ __all__ = [
     "pad_to_min_frames",
     "n_frames_for",
     "SILENCE_THRESHOLD_DB",
+    "PRECISIONS",
 ]
 
 log = get_logger(__name__)
@@ -357,6 +368,9 @@ def is_silent(y: np.ndarray, *, threshold_db: float = SILENCE_THRESHOLD_DB) -> b
 # Mel spectrogram in dB
 # ---------------------------------------------------------------------------------------
 
+#: FFT precisions :func:`mel_db` and :class:`MelSpectrogramDB` accept.
+PRECISIONS = ("float64", "float32")
+
 
 def _mel_basis(fe: FrontEnd) -> np.ndarray:
     import librosa
@@ -368,31 +382,131 @@ def _mel_basis(fe: FrontEnd) -> np.ndarray:
 
 
 def _window(fe: FrontEnd) -> np.ndarray:
+    """Periodic window (float64), exactly librosa's ``get_window(window, n_fft, fftbins=True)``."""
     import librosa
 
-    return librosa.filters.get_window(fe.window, fe.n_fft, fftbins=True).astype(np.float32)
+    return np.asarray(librosa.filters.get_window(fe.window, fe.n_fft, fftbins=True), dtype=np.float64)
+
+
+class _CpuPlan:
+    """Precomputed window and band-blocked mel filterbank for the float64-FFT CPU kernel.
+
+    The Slaney filterbank is sparse (about two non-zeros per FFT bin), so the 128 bands are
+    split into groups of 16 and each group is multiplied only with the FFT bins it touches:
+    about 4x fewer multiply-adds than a dense ``(513, 128)`` product, with identical sums.
+    """
+
+    BLOCK = 128  # frames per FFT call: keeps the float64 work arrays in L2 cache
+    GROUP = 16
+
+    def __init__(self, fe: FrontEnd) -> None:
+        self.fe = fe
+        self.window = _window(fe)
+        basis = _mel_basis(fe)
+        self.groups = []
+        for lo in range(0, fe.n_mels, self.GROUP):
+            hi = min(lo + self.GROUP, fe.n_mels)
+            nz = np.flatnonzero(np.any(basis[lo:hi] != 0, axis=0))
+            a, b = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+            self.groups.append((a, b, lo, hi, np.ascontiguousarray(basis[lo:hi, a:b].T)))
+
+    def mel_power(self, y: np.ndarray, *, workers: int = 1) -> np.ndarray:
+        """``(C, n) float32 -> (C, T, n_mels) float32`` mel power (FFT in float64)."""
+        import scipy.fft
+
+        fe = self.fe
+        n_bins = fe.n_fft // 2 + 1
+        if fe.center:
+            pad = fe.n_fft // 2
+            mode = "constant" if fe.pad_mode == "constant" else fe.pad_mode
+            y = np.pad(y, ((0, 0), (pad, pad)), mode=mode)
+        frames = np.lib.stride_tricks.sliding_window_view(y, fe.n_fft, axis=-1)[:, :: fe.hop]
+        c_, t_ = frames.shape[:2]
+        out = np.empty((c_, t_, fe.n_mels), dtype=np.float32)
+        block = self.BLOCK * max(1, workers)
+        x = np.empty((block, fe.n_fft), dtype=np.float64)
+        p = np.empty((block, n_bins), dtype=np.float32)
+        for c in range(c_):
+            for b in range(0, t_, block):
+                fb = frames[c, b:b + block]
+                k = fb.shape[0]
+                xx = np.multiply(fb, self.window, out=x[:k])
+                s = scipy.fft.rfft(xx, axis=-1, overwrite_x=True, workers=workers)
+                sv = s.view(np.float64)
+                if fe.power == 2.0:
+                    np.square(sv, out=sv)
+                    np.add(sv[:, 0::2], sv[:, 1::2], out=p[:k], casting="unsafe")
+                else:
+                    p[:k] = np.abs(s) ** fe.power
+                o = out[c, b:b + k]
+                pk = p[:k]
+                for a, bb, lo, hi, w in self.groups:
+                    np.matmul(pk[:, a:bb], w, out=o[:, lo:hi])
+        return out
+
+
+_PLANS: dict[FrontEnd, _CpuPlan] = {}
+
+
+def _plan(fe: FrontEnd) -> _CpuPlan:
+    plan = _PLANS.get(fe)
+    if plan is None:
+        plan = _PLANS[fe] = _CpuPlan(fe)
+    return plan
+
+
+def _power_to_db_np(m: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """librosa.power_to_db with the front end's ref / amin / top_db, floor over the whole array."""
+    db = np.log10(np.maximum(m, np.float32(fe.amin)), out=np.empty_like(m))
+    db *= np.float32(10.0)
+    ref_db = 10.0 * math.log10(max(fe.amin, fe.ref))
+    if ref_db != 0.0:
+        db -= np.float32(ref_db)
+    if fe.top_db is not None and db.size:
+        np.maximum(db, db.max() - np.float32(fe.top_db), out=db)
+    return db
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise MtdtlError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def _threads() -> int:
+    return max(1, torch.get_num_threads())
 
 
 class MelSpectrogramDB(torch.nn.Module):
-    """Batched dB mel spectrogram (torch; runs wherever its input lives, CPU or CUDA).
+    """Batched dB mel spectrogram: ``(batch, channels, n_samples) -> (batch, channels, n_frames, n_mels)``.
 
-    ``(batch, channels, n_samples) -> (batch, channels, n_frames, n_mels)``; the ``top_db``
-    floor is taken over each batch item (all its channels), as librosa does for one clip.
-    Equal to :func:`mel_db` (and to librosa within 1e-3 dB) item by item.
+    Runs where its input lives. The ``top_db`` floor is taken over each batch item (all its
+    channels), as librosa does for one clip, so each item equals :func:`mel_db` of that clip.
+    Not differentiable (a fixed front end; it runs under ``torch.no_grad``).
 
     Parameters
     ----------
     front_end : FrontEnd
-        Parameters; the mel filterbank and window are buffers, so ``.to(device)`` moves them,
-        and ``forward`` moves them to the input's device if needed.
+    precision : {"float64", "float32"}
+        Precision of the FFT. ``"float64"`` (default) matches librosa, which computes its
+        FFT in float64, within 1e-5 dB; on CPU it runs a scipy (pocketfft) kernel, on CUDA
+        a float64 ``torch.stft``. ``"float32"`` uses ``torch.stft`` in float32 everywhere:
+        faster, but the FFT's rounding reaches ~3e-3 dB in bins 60-80 dB below a loud pure
+        tone in the same frame (still 10x below float16 storage rounding).
     """
 
-    def __init__(self, front_end: FrontEnd = FrontEnd()) -> None:
+    def __init__(self, front_end: FrontEnd = FrontEnd(), *, precision: str = "float64") -> None:
         super().__init__()
+        _check_precision(precision)
         self.front_end = front_end
+        self.precision = precision
         self.register_buffer("mel_basis", torch.from_numpy(_mel_basis(front_end)), persistent=False)
         self.register_buffer("window", torch.from_numpy(_window(front_end)), persistent=False)
 
+    def extra_repr(self) -> str:
+        fe = self.front_end
+        return f"sr={fe.sr}, n_fft={fe.n_fft}, hop={fe.hop}, n_mels={fe.n_mels}, top_db={fe.top_db}, precision={self.precision!r}"
+
+    @torch.no_grad()
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """
         Parameters
@@ -401,31 +515,34 @@ class MelSpectrogramDB(torch.nn.Module):
 
         Returns
         -------
-        torch.Tensor [shape=(batch, channels, n_frames, n_mels)] float32
+        torch.Tensor [shape=(batch, channels, n_frames, n_mels)] float32, on ``y.device``
         """
         fe = self.front_end
         if y.ndim != 3:
             raise MtdtlError(f"MelSpectrogramDB expects (batch, channels, n_samples), got shape {tuple(y.shape)}")
         b, c, n = y.shape
-        if n == 0:
-            raise MtdtlError("MelSpectrogramDB: input has zero samples")
-        if fe.center and fe.pad_mode != "constant" and n <= fe.n_fft // 2:
-            raise MtdtlError(f"MelSpectrogramDB: {n} samples is too short for pad_mode={fe.pad_mode!r}")
-        y = y.to(torch.float32)
-        window = self.window.to(y.device)
-        basis = self.mel_basis.to(y.device)
-        x = y.reshape(b * c, n)
+        if n == 0 or b == 0 or c == 0:
+            raise MtdtlError(f"MelSpectrogramDB: empty input of shape {tuple(y.shape)}")
         if not fe.center and n < fe.n_fft:
             raise MtdtlError(f"MelSpectrogramDB: {n} samples < n_fft={fe.n_fft} with center=False")
+        if y.device.type == "cpu" and self.precision == "float64":
+            plan = _plan(fe)
+            x = y.detach().to(torch.float32).numpy()
+            out = np.stack([_power_to_db_np(plan.mel_power(x[i], workers=_threads()), fe) for i in range(b)])
+            return torch.from_numpy(out)
+        if y.device.type == "cpu" and b > 1:  # one item at a time: bounded memory, cache-friendly
+            return torch.cat([self.forward(y[i:i + 1]) for i in range(b)])
+        dt = torch.float64 if self.precision == "float64" else torch.float32
+        x = y.to(dt).reshape(b * c, n)
         spec = torch.stft(
-            x, n_fft=fe.n_fft, hop_length=fe.hop, win_length=fe.n_fft, window=window, center=fe.center,
-            pad_mode=fe.pad_mode, return_complex=True,
+            x, n_fft=fe.n_fft, hop_length=fe.hop, win_length=fe.n_fft, window=self.window.to(x.device, dt),
+            center=fe.center, pad_mode=fe.pad_mode, return_complex=True,
         )
         if fe.power == 2.0:
             p = spec.real.square() + spec.imag.square()
         else:
             p = spec.abs().pow(fe.power)
-        mel = torch.matmul(basis, p)  # (b*c, n_mels, T)
+        mel = torch.matmul(self.mel_basis.to(x.device), p.to(torch.float32))  # (b*c, n_mels, T)
         db = 10.0 * torch.log10(torch.clamp(mel, min=fe.amin))
         ref_db = 10.0 * math.log10(max(fe.amin, fe.ref))
         if ref_db != 0.0:
@@ -437,24 +554,16 @@ class MelSpectrogramDB(torch.nn.Module):
         return db.transpose(2, 3).contiguous()
 
 
-_MODULES: dict[FrontEnd, MelSpectrogramDB] = {}
-
-
-def _module(fe: FrontEnd) -> MelSpectrogramDB:
-    m = _MODULES.get(fe)
-    if m is None:
-        m = _MODULES[fe] = MelSpectrogramDB(fe)
-    return m
-
-
-def mel_db(y: np.ndarray, *, front_end: FrontEnd = FrontEnd()) -> np.ndarray:
-    """dB mel spectrogram of one clip, time-major (numpy in, numpy out; computed on CPU).
+def mel_db(y: np.ndarray, *, front_end: FrontEnd = FrontEnd(), precision: str = "float64") -> np.ndarray:
+    """dB mel spectrogram of one clip, time-major (numpy in, numpy out, CPU).
 
     Parameters
     ----------
     y : np.ndarray [shape=(n_channels, n_samples) or (n_samples,)]
         Audio at ``front_end.sr`` (as returned by :func:`load_audio`).
     front_end : FrontEnd
+    precision : {"float64", "float32"}
+        FFT precision (see :class:`MelSpectrogramDB`); float64 matches librosa within 1e-5 dB.
 
     Returns
     -------
@@ -462,14 +571,33 @@ def mel_db(y: np.ndarray, *, front_end: FrontEnd = FrontEnd()) -> np.ndarray:
         ``librosa.power_to_db(librosa.feature.melspectrogram(y=y, ...))`` transposed to
         time-major; the ``top_db`` floor is over the whole clip (all channels).
     """
+    _check_precision(precision)
     y = np.asarray(y)
     if y.ndim not in (1, 2):
         raise MtdtlError(f"mel_db expects (n_channels, n_samples) or (n_samples,), got shape {y.shape}")
     mono = y.ndim == 1
-    t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).reshape(1, 1 if mono else y.shape[0], -1)
-    with torch.no_grad():
-        out = _module(front_end)(t)[0].numpy()
+    x = np.ascontiguousarray(y.reshape(1, -1) if mono else y, dtype=np.float32)
+    if x.shape[-1] == 0 or x.shape[0] == 0:
+        raise MtdtlError(f"mel_db: empty signal of shape {y.shape}")
+    if not np.all(np.isfinite(x)):
+        raise MtdtlError("mel_db: signal contains NaN or infinite samples")
+    if precision == "float64":
+        if not front_end.center and x.shape[-1] < front_end.n_fft:
+            raise MtdtlError(f"mel_db: {x.shape[-1]} samples < n_fft={front_end.n_fft} with center=False")
+        out = _power_to_db_np(_plan(front_end).mel_power(x, workers=_threads()), front_end)
+    else:
+        out = _module(front_end, precision)(torch.from_numpy(x)[None])[0].numpy()
     return out[0] if mono else out
+
+
+_MODULES: dict[tuple[FrontEnd, str], MelSpectrogramDB] = {}
+
+
+def _module(fe: FrontEnd, precision: str) -> MelSpectrogramDB:
+    m = _MODULES.get((fe, precision))
+    if m is None:
+        m = _MODULES[(fe, precision)] = MelSpectrogramDB(fe, precision=precision)
+    return m
 
 
 def silence_db(S: np.ndarray, *, front_end: FrontEnd = FrontEnd()) -> float:
