@@ -499,6 +499,9 @@ class MelSpectrogramDB(torch.nn.Module):
         _check_precision(precision)
         self.front_end = front_end
         self.precision = precision
+        #: On CPU with float64, use the scipy kernel (faster than float64 torch.stft); tests
+        #: turn it off to exercise the torch.stft path that CUDA inputs take.
+        self.cpu_kernel = True
         self.register_buffer("mel_basis", torch.from_numpy(_mel_basis(front_end)), persistent=False)
         self.register_buffer("window", torch.from_numpy(_window(front_end)), persistent=False)
 
@@ -525,7 +528,7 @@ class MelSpectrogramDB(torch.nn.Module):
             raise MtdtlError(f"MelSpectrogramDB: empty input of shape {tuple(y.shape)}")
         if not fe.center and n < fe.n_fft:
             raise MtdtlError(f"MelSpectrogramDB: {n} samples < n_fft={fe.n_fft} with center=False")
-        if y.device.type == "cpu" and self.precision == "float64":
+        if y.device.type == "cpu" and self.precision == "float64" and self.cpu_kernel:
             plan = _plan(fe)
             x = y.detach().to(torch.float32).numpy()
             out = np.stack([_power_to_db_np(plan.mel_power(x[i], workers=_threads()), fe) for i in range(b)])
