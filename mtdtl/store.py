@@ -90,7 +90,7 @@ from mtdtl.constants import CROP_FRAMES
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 
-__all__ = ["BandScaler", "SpectrogramStore", "build_store", "STORE_FORMAT", "clip_bytes", "store_bytes"]
+__all__ = ["BandScaler", "SpectrogramStore", "build_store", "write_store", "STORE_FORMAT", "clip_bytes", "store_bytes"]
 
 log = get_logger(__name__)
 
@@ -634,6 +634,67 @@ def build_store(
         raise MtdtlError(f"build_store: every clip was skipped ({len(skipped)}), nothing to store in {out}; first reason: "
                          f"{next(iter(skipped.values()))}")
     return _consolidate(out, t, keys, source, keep, skipped, old, front_end, dtype, train_split, progress)
+
+
+def write_store(
+    items: Iterable[tuple[str, str, np.ndarray]],
+    out_dir: str | os.PathLike,
+    *,
+    front_end: FrontEnd = FrontEnd(),
+    train_split: str = "train",
+    dtype: str = "float16",
+    progress: bool = False,
+) -> SpectrogramStore:
+    """Write a store from spectrograms already in memory (synthetic data, tests, benchmarks).
+
+    Parameters
+    ----------
+    items : iterable of (track_id, split, S)
+        ``S : np.ndarray [shape=(2, n_frames, n_mels)]`` raw dB, as :func:`mtdtl.audio.mel_db`
+        returns; clips shorter than one crop are padded like :func:`build_store` does.
+    out_dir : path
+        New store folder (must not hold a store already).
+
+    Returns
+    -------
+    SpectrogramStore
+    """
+    out = Path(out_dir).expanduser()
+    if (out / "store.json").exists():
+        raise MtdtlError(f"write_store: {out} already holds a store; choose another folder")
+    if dtype not in ("float16", "float32"):
+        raise MtdtlError(f"write_store: dtype must be 'float16' or 'float32', got {dtype!r}")
+    work = out / "_work"
+    chunks = work / "chunks"
+    chunks.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(work / "work.json", json.dumps({"front_end": front_end.to_dict(), "dtype": dtype}, indent=1))
+    rows, keys, source = [], [], []
+    for tid, split, S in items:
+        tid = str(tid)
+        S = np.asarray(S, dtype=np.float32)
+        if S.ndim != 3 or S.shape[0] != front_end.n_channels or S.shape[2] != front_end.n_mels:
+            raise MtdtlError(f"write_store: spectrogram of {tid!r} has shape {S.shape}, expected "
+                             f"({front_end.n_channels}, n_frames, {front_end.n_mels})")
+        n_audio = S.shape[1]
+        T = np.ascontiguousarray(pad_to_min_frames(S, front_end=front_end).transpose(1, 0, 2)).astype(dtype)
+        real = T[:n_audio].astype(np.float64)
+        k = _key(tid, "")
+        meta = {"track_id": tid, "path": "", "n_frames": int(T.shape[0]), "n_frames_audio": int(n_audio),
+                "duration_s": (n_audio - 1) * front_end.hop / front_end.sr, "source_size": -1, "source_mtime_ns": -1}
+        c = chunks / f"{k}.npz"
+        tmp = _tmp_name(c)
+        with open(tmp, "wb") as f:
+            np.savez(f, S=T, s=real.sum(axis=(0, 1)), ss=np.square(real).sum(axis=(0, 1)), meta=np.str_(json.dumps(meta)))
+        os.replace(tmp, c)
+        rows.append((tid, "", str(split)))
+        keys.append(k)
+        source.append(("chunk", meta))
+    t = pd.DataFrame(rows, columns=["track_id", "path", "split"])
+    if len(t) == 0:
+        raise MtdtlError("write_store: no spectrograms given")
+    if t["track_id"].duplicated().any():
+        raise MtdtlError(f"write_store: duplicated track ids, e.g. {t['track_id'][t['track_id'].duplicated()].iloc[:5].tolist()}")
+    return _consolidate(out, t, keys, source, list(range(len(t))), {}, None, front_end, dtype, train_split, progress)
 
 
 def _run_todo(t, keys, todo, chunks, fe_dict, dtype, *, workers, progress, on_clip) -> dict[int, dict]:
