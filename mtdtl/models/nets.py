@@ -209,11 +209,30 @@ class RepresentationModel(nn.Module):
             if not isinstance(x, (tuple, list)) or len(x) != 2:
                 raise MtdtlError("the self head takes a pair (left, right) of crop batches")
             left, right = x
-            # One pass over both halves: half the kernel launches, identical maths except that
-            # batch-norm statistics are taken over the 2 x batch crops together.
-            h = self.source_features(torch.cat([left, right], dim=0), source)
-            return self.heads[source](h[: len(left)], h[len(left):])
+            return self.self_logits(torch.cat([left, right], dim=0))
         return self.heads[source](self.source_features(x, source))
+
+    def self_logits(self, pairs: torch.Tensor) -> torch.Tensor:
+        """Logits of the ``self`` head for pairs stacked along the batch.
+
+        Parameters
+        ----------
+        pairs : torch.Tensor [shape=(2 * batch, 2, 216, 128)]
+            Left crops in the first half, their right partners in the second half.
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, 2)]
+
+        Notes
+        -----
+        Both halves go through the network in one pass (half the kernel launches); the maths is
+        that of two passes except that batch-norm statistics are taken over all 2 x batch crops.
+        """
+        self._check_source("self")
+        n = pairs.shape[0] // 2
+        h = self.source_features(pairs, "self")
+        return self.heads["self"](h[:n], h[n:])
 
     def head_logits(self, features: torch.Tensor, source: str) -> torch.Tensor:
         """Logits of a (non-``self``) source's head from :meth:`features` output.

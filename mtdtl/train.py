@@ -1,0 +1,825 @@
+"""Training a representation network with Algorithm 1 (Kim et al., 2019, Section 3.3).
+
+Usage (a notebook is these few calls)::
+
+    from mtdtl.train import TrainConfig, train, plot_curves
+    cfg = TrainConfig(arch="ms_cr@6", sources="self,tag,year", store=store_dir, out_dir=run_dir, epochs=20)
+    run_dir = train(cfg)                 # resumes by itself when run_dir holds this run
+    plot_curves(run_dir)                 # learning curves per source (a matplotlib Figure)
+
+What one run does
+-----------------
+- **Model**: :func:`mtdtl.models.build_model` with ``arch``, ``sources``, ``width`` and the
+  reduced labels' k as fc-output size, initialised from ``seed``.
+- **Iterations** (:mod:`mtdtl.training.sampling`): pick a source uniformly, draw a batch of
+  training tracks that have its labels, a random 2.5 s crop of each (new every draw); balanced
+  same/different-track pairs for ``self``. An epoch is ``L = l * m`` iterations.
+- **Loss**: KL(z_t ‖ softmax(f_t(X))), mean over the batch (:func:`kl_loss`); cross-entropy
+  of the same-track decision for ``self`` (:func:`self_loss`). Computed in float32 even under
+  bf16 autocast.
+- **Optimiser**: Adam, learning rate 2.5e-4, L2 1e-6 on all parameters as Adam's (coupled)
+  ``weight_decay``: the gradient of ``l2 / 2 * ||θ||²`` is added to every parameter's gradient
+  before the Adam update, the same as adding that term to the loss, and what the authors' code
+  did. Only the parameters on the current iteration's path (shared trunk, the source's branch
+  and head) get a gradient and an update: an inactive branch is neither decayed nor pushed on
+  by its stale Adam momentum while other sources train. (An L2 term added to the loss over
+  *all* parameters would move every idle branch at every step through Adam's momentum.)
+- **Validation** every epoch on the whole validation split, per source, with fixed crops:
+  mean KL (and for ``self`` cross-entropy and accuracy).
+- **Output** in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint, see
+  :mod:`mtdtl.checkpoint`), ``train_state.safetensors`` (everything needed to resume),
+  ``log.jsonl`` (one JSON object per epoch), and at the end ``metrics.json`` and
+  ``curves.png``.
+
+Resuming
+--------
+A checkpoint is written every ``checkpoint_every`` epochs, at the end, when ``max_steps`` is
+reached and on Ctrl-C (after the current step). It holds the model, Adam's state, every RNG
+state (python, numpy, torch CPU/CUDA, the sampler's own generator) and the position inside the
+epoch. Calling :func:`train` again with the same configuration continues from there; on the CPU,
+with the same thread count, the result is bit-identical to an uninterrupted run (tested). A
+finished run is never retrained or overwritten; asking for more epochs than a finished run had
+continues it. A different configuration in the same ``out_dir`` is an error.
+
+Speed
+-----
+CUDA when present, else CPU (:mod:`mtdtl.device`). bf16 autocast is on by default only where
+the hardware does bf16 natively; ``channels_last`` is on by default. On the CPU set
+``THP_MEM_ALLOC_ENABLE=1`` before Python starts (``scripts/test.sh`` does) and choose
+``num_threads``. Batches are read by background threads ahead of the step.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import dataclasses
+import itertools
+import json
+import math
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mtdtl.checkpoint import (
+    checkpoint_files, jsonable, load_state, package_versions, read_meta, save_checkpoint, save_state,
+)
+from mtdtl.constants import CROP_FRAMES, K, SOURCE_NAMES
+from mtdtl.device import (
+    cpu_speed_hints, device_summary, resolve_bf16, resolve_device, seed_everything, set_num_threads,
+)
+from mtdtl.errors import MtdtlError
+from mtdtl.log import get_logger
+from mtdtl.models import WIDTHS, RepresentationModel, build_model, canonical_sources, count_parameters, parse_arch
+from mtdtl.training.sampling import (
+    Batch, SourceData, data_fingerprint, epoch_length, make_rng, plan_epoch, source_data, validation_batches,
+)
+from mtdtl.training.state import optimizer_from_state, optimizer_to_state, rng_from_state, rng_to_state
+
+__all__ = ["TrainConfig", "train", "plot_curves", "read_log", "kl_loss", "self_loss", "default_out_dir"]
+
+log = get_logger(__name__)
+
+STATE_NAME = "train_state.safetensors"
+LOG_NAME = "log.jsonl"
+METRICS_NAME = "metrics.json"
+CURVES_NAME = "curves.png"
+
+#: Config fields that define a run: resuming with any of them changed is an error.
+IDENTITY_FIELDS = ("arch", "sources", "batch_size", "lr", "l2", "seed", "width")
+
+
+# ---------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run.
+
+    Parameters
+    ----------
+    arch : str
+        Architecture id (``ss_r``, ``mss_cr``, ``ms_cr@2``, ``ms_cr@4``, ``ms_cr@6``, ``ms_sr@fc``).
+    sources : str or sequence of str
+        Learning sources (list, or a comma-separated string); stored in canonical order.
+    store : path
+        Spectrogram store folder with reduced labels (``mtdtl.preprocess.preprocess_corpus``).
+    out_dir : path, optional
+        Run folder; default ``<data dir>/runs/<arch>-<sources>-seed<seed>``.
+    epochs : int
+        N (200 in the paper).
+    batch_size : int
+        b (128); ``self`` batches are b pairs.
+    lr : float
+        Adam's learning rate (2.5e-4).
+    l2 : float
+        L2 weight on all parameters (1e-6), applied as Adam's weight decay (module docstring).
+    seed : int
+        Seeds the initial weights, dropout, and the sampler of sources, tracks and crops.
+    width : {"full", "tiny"}
+        Table 3's network or the tiny test network.
+    device : str, optional
+        ``None``/``"auto"``: CUDA when present, else CPU.
+    bf16 : bool or "auto"
+        bf16 autocast; ``"auto"``: where the hardware does bf16 natively.
+    channels_last : bool
+        NHWC memory layout for the model and inputs (faster on CPU and recent GPUs).
+    num_threads : int, optional
+        CPU threads (default ``$MTDTL_NUM_THREADS`` or torch's default).
+    checkpoint_every : int
+        Write the checkpoint every k epochs (and always at the end).
+    keep_checkpoints : bool
+        Also keep each of those checkpoints under ``checkpoints/epoch-NNNN/``.
+    valid_batch_size : int, optional
+        Batch size of validation (default: ``batch_size``).
+    loader_threads : int, optional
+        Background threads reading batches (default 1 on CPU, 4 on CUDA; 0: read in the loop).
+    prefetch : int
+        Batches read ahead.
+    max_steps : int, optional
+        Stop (with a resumable checkpoint) once this many iterations are done in total (tests,
+        time-boxed jobs). Not part of the run's identity.
+    deterministic : bool
+        On CUDA, deterministic cuDNN kernels (slower). CPU runs are deterministic anyway.
+    """
+
+    arch: str = "ms_cr@6"
+    sources: Any = SOURCE_NAMES
+    store: Any = None
+    out_dir: Any = None
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 2.5e-4
+    l2: float = 1e-6
+    seed: int = 0
+    width: str = "full"
+    device: str | None = None
+    bf16: Any = "auto"
+    channels_last: bool = True
+    num_threads: int | None = None
+    checkpoint_every: int = 1
+    keep_checkpoints: bool = False
+    valid_batch_size: int | None = None
+    loader_threads: int | None = None
+    prefetch: int = 4
+    max_steps: int | None = None
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        self.arch = parse_arch(self.arch).id
+        self.sources = canonical_sources(self.sources)
+        if not parse_arch(self.arch).multi_source and len(self.sources) != 1:
+            raise MtdtlError(f"{parse_arch(self.arch).label} learns from exactly one source; got {list(self.sources)}. "
+                             "Use mss_cr, ms_cr@2/4/6 or ms_sr@fc for several sources")
+        if self.width not in WIDTHS:
+            raise MtdtlError(f"unknown width {self.width!r}; valid: {', '.join(WIDTHS)}")
+        for name in ("epochs", "batch_size", "checkpoint_every", "seed", "prefetch"):
+            setattr(self, name, int(getattr(self, name)))
+        self.lr, self.l2 = float(self.lr), float(self.l2)
+        if self.epochs < 1:
+            raise MtdtlError(f"epochs={self.epochs}: must be at least 1")
+        if self.batch_size < 2:
+            raise MtdtlError(f"batch_size={self.batch_size}: must be at least 2 (batch normalisation)")
+        if not self.lr > 0 or not self.l2 >= 0:
+            raise MtdtlError(f"lr={self.lr} must be > 0 and l2={self.l2} >= 0")
+        if self.checkpoint_every < 1:
+            raise MtdtlError(f"checkpoint_every={self.checkpoint_every}: must be at least 1")
+        if self.max_steps is not None:
+            self.max_steps = int(self.max_steps)
+        if self.valid_batch_size is not None:
+            self.valid_batch_size = int(self.valid_batch_size)
+        if self.store is not None:
+            self.store = str(self.store)
+        if self.out_dir is not None:
+            self.out_dir = str(self.out_dir)
+        if isinstance(self.bf16, str) and self.bf16.strip().lower() in ("true", "false"):
+            self.bf16 = self.bf16.strip().lower() == "true"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (``sources`` as a list)."""
+        d = dataclasses.asdict(self)
+        d["sources"] = list(self.sources)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        extra = sorted(set(d) - names)
+        if extra:
+            raise MtdtlError(f"unknown TrainConfig fields {extra}")
+        return cls(**d)
+
+    def identity(self) -> dict:
+        """The fields that define the run (see :data:`IDENTITY_FIELDS`)."""
+        d = self.to_dict()
+        return {k: d[k] for k in IDENTITY_FIELDS}
+
+
+def default_out_dir(config: TrainConfig) -> Path:
+    """``<data dir>/runs/<arch>-<sources>-seed<seed>`` (``@`` dropped from the id)."""
+    from mtdtl.paths import data_dir
+
+    return data_dir() / "runs" / f"{config.arch.replace('@', '')}-{'+'.join(config.sources)}-seed{config.seed}"
+
+
+# ---------------------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------------------
+
+def kl_loss(logits: torch.Tensor, z: torch.Tensor, *, reduction: str = "batchmean") -> torch.Tensor:
+    """KL(z ‖ softmax(logits)) = Σ_k z_k (log z_k − log softmax(logits)_k), mean over the batch.
+
+    Parameters
+    ----------
+    logits : torch.Tensor [shape=(batch, k)]
+    z : torch.Tensor [shape=(batch, k)]
+        Target distributions (rows sum to 1; zeros allowed: 0 log 0 = 0).
+    reduction : {"batchmean", "sum"}
+    """
+    return F.kl_div(F.log_softmax(logits.float(), dim=1), z.float(), reduction=reduction)
+
+
+def self_loss(logits: torch.Tensor, same: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of the same-track decision (Eq. 5): logits [shape=(batch, 2)], same ∈ {0, 1}."""
+    return F.cross_entropy(logits.float(), same, reduction=reduction)
+
+
+# ---------------------------------------------------------------------------------------
+# batches
+# ---------------------------------------------------------------------------------------
+
+class _Loader:
+    """Reads the crops of planned batches, in order, optionally in background threads."""
+
+    def __init__(self, store, device: torch.device, *, channels_last: bool, threads: int, prefetch: int) -> None:
+        self.store = store
+        self.device = device
+        self.channels_last = channels_last
+        self.threads = max(0, int(threads))
+        self.prefetch = max(1, int(prefetch))
+        self.n_mels = int(store.front_end.n_mels)
+        self.n_channels = int(store.front_end.n_channels)
+
+    def load(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crops of ``batch`` as a CPU tensor [shape=(n, 2, 216, n_mels)] (NHWC memory when
+        ``channels_last``: the store writes straight into that layout) and its targets."""
+        n = len(batch.rows)
+        if self.channels_last:
+            buf = np.empty((n, CROP_FRAMES, self.n_mels, self.n_channels), dtype=np.float32)
+            self.store.crops(batch.rows, batch.starts, out=buf.transpose(0, 3, 1, 2))
+            x = torch.from_numpy(buf).permute(0, 3, 1, 2)
+        else:
+            x = torch.from_numpy(self.store.crops(batch.rows, batch.starts))
+        t = torch.from_numpy(np.ascontiguousarray(batch.target))
+        if self.device.type == "cuda":
+            x, t = x.pin_memory(), t.pin_memory()
+        return x, t
+
+    def iterate(self, batches: Sequence[Batch]) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
+        """(batch, x, target) on the device, in the order of ``batches``."""
+        if self.threads == 0:
+            for b in batches:
+                yield (b, *self._to_device(*self.load(b)))
+            return
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="mtdtl-loader") as pool:
+            it = iter(batches)
+            pending = collections.deque((b, pool.submit(self.load, b)) for b in itertools.islice(it, self.prefetch))
+            try:
+                while pending:
+                    b, fut = pending.popleft()
+                    x, t = fut.result()
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        pending.append((nxt, pool.submit(self.load, nxt)))
+                    yield b, *self._to_device(x, t)
+            finally:
+                for _, fut in pending:
+                    fut.cancel()
+
+    def _to_device(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.device.type == "cpu":
+            return x, t
+        return x.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Ctrl-C between steps
+# ---------------------------------------------------------------------------------------
+
+class _StopOnSigint:
+    """First Ctrl-C: finish the current step, checkpoint, then raise KeyboardInterrupt.
+    Second Ctrl-C: raise at once. (Only in the main thread; elsewhere a no-op.)"""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self) -> "_StopOnSigint":
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                if self.requested:
+                    raise KeyboardInterrupt
+                self.requested = True
+                log.warning("interrupt: stopping after this step with a checkpoint (Ctrl-C again to abort now)")
+            try:
+                self._old = signal.signal(signal.SIGINT, handler)
+            except ValueError:  # pragma: no cover - not the main interpreter
+                self._old = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_log(run_dir: str | os.PathLike) -> list[dict]:
+    """The per-epoch records of ``<run_dir>/log.jsonl`` (empty when there are none)."""
+    p = Path(run_dir) / LOG_NAME
+    if not p.is_file():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                break  # a torn last line after a crash
+    return out
+
+
+class _Run:
+    def __init__(self, cfg: TrainConfig, *, progress: bool) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        self.spec = parse_arch(cfg.arch)
+        if cfg.store is None:
+            raise MtdtlError("TrainConfig.store is not set: pass the folder written by mtdtl.preprocess.preprocess_corpus")
+        self.out = Path(cfg.out_dir) if cfg.out_dir is not None else default_out_dir(cfg)
+
+    # -- data ------------------------------------------------------------------------
+    def open_data(self) -> None:
+        from mtdtl.sources import load_reduced
+        from mtdtl.store import SpectrogramStore
+
+        cfg = self.cfg
+        self.store = SpectrogramStore.open(cfg.store)
+        if len(self.store.indices("train")) == 0:
+            raise MtdtlError(f"store {cfg.store} has no clips in the 'train' split; nothing to train on")
+        self.labels = load_reduced(cfg.store, sources=list(cfg.sources))
+        self.train_data = source_data(self.store, self.labels, "train", cfg.sources)
+        self.valid_data = source_data(self.store, self.labels, "valid", cfg.sources)
+        for name, d in self.train_data.items():
+            if len(d) == 0:
+                raise MtdtlError(f"source {name!r} has no labels for any track of the training split of {cfg.store}; "
+                                 "leave it out of `sources` or add labels")
+            if len(d) < 2:
+                raise MtdtlError(f"source {name!r} has labels for only one training track; at least 2 are needed "
+                                 "(batch normalisation, and different-track pairs for self)")
+        ks = {name: self.labels[name].k for name in cfg.sources if name != "self"}
+        if len(set(ks.values())) > 1:
+            raise MtdtlError(f"the sources' reduced labels have different k {ks}; reduce them with one k")
+        self.n_out = next(iter(ks.values())) if ks else K
+        if self.n_out < 1:
+            raise MtdtlError(f"reduced labels with k = 0 for {list(ks)}: rerun preprocessing")
+        self.L = epoch_length(self.train_data, cfg.batch_size)
+        vb = cfg.valid_batch_size or cfg.batch_size
+        self.valid_batches = validation_batches(self.valid_data, vb, cfg.seed)
+        for name, bs in self.valid_batches.items():
+            if not bs:
+                log.warning("source %r has no validation tracks: no validation score for it", name)
+        self.fingerprint = data_fingerprint(self.train_data, self.valid_data, self.store.track_ids)
+
+    # -- existing output --------------------------------------------------------------
+    def inspect_out_dir(self) -> dict | None:
+        """The saved state's info when ``out_dir`` holds this run; raise when it holds another."""
+        cfg = self.cfg
+        state_path = self.out / STATE_NAME
+        if state_path.is_file():
+            tensors, info = load_state(state_path)
+            self._saved = (tensors, info)
+            saved = TrainConfig.from_dict(info["config"])
+            if saved.arch != cfg.arch:
+                raise MtdtlError(f"{self.out} holds a checkpoint of a {parse_arch(saved.arch).label} ({saved.arch}) "
+                                 f"network, not {self.spec.label} ({cfg.arch}): choose another out_dir")
+            diff = {k: (saved.identity()[k], cfg.identity()[k]) for k in IDENTITY_FIELDS
+                    if saved.identity()[k] != cfg.identity()[k]}
+            if diff:
+                raise MtdtlError(f"{self.out} holds another run (saved vs asked: {diff}); choose another out_dir "
+                                 "or delete that folder")
+            if info["fingerprint"] != self.fingerprint:
+                raise MtdtlError(f"{self.out} was trained on other data (tracks, labels or splits of the store "
+                                 "differ); choose another out_dir")
+            if info["epoch"] > cfg.epochs:
+                raise MtdtlError(f"{self.out} already holds {info['epoch']} epochs, more than epochs={cfg.epochs}")
+            return info
+        self._saved = None
+        wpath, mpath = checkpoint_files(self.out)
+        if mpath.is_file() or wpath.is_file():
+            try:
+                meta = read_meta(self.out)
+            except MtdtlError:
+                meta = {}
+            if meta.get("arch") not in (None, cfg.arch):
+                raise MtdtlError(f"{self.out} holds a checkpoint of a {meta['arch']} network, not {cfg.arch}: "
+                                 "choose another out_dir")
+            raise MtdtlError(f"{self.out} holds a checkpoint without training state ({STATE_NAME}); "
+                             "refusing to overwrite it: choose another out_dir")
+        return None
+
+    # -- setup -------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        self.bf16 = resolve_bf16(cfg.bf16, self.device)
+        self.channels_last = bool(cfg.channels_last)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not cfg.deterministic
+            torch.backends.cudnn.deterministic = bool(cfg.deterministic)
+        else:
+            for hint in cpu_speed_hints():
+                log.info("speed hint: %s", hint)
+        threads = cfg.loader_threads if cfg.loader_threads is not None else (4 if self.device.type == "cuda" else 1)
+        self.loader = _Loader(self.store, self.device, channels_last=self.channels_last, threads=threads,
+                              prefetch=cfg.prefetch)
+        self.model = build_model(cfg.arch, cfg.sources, width=cfg.width, n_out=self.n_out, seed=cfg.seed)
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        kw = {"fused": True} if self.device.type == "cuda" else {}
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.l2, **kw)
+        self.sampler = make_rng(cfg.seed, 1)
+        self.epoch = 0          # completed epochs
+        self.pos = 0            # iterations done in the current epoch
+        self.step = 0           # iterations done in total
+        self.elapsed = 0.0      # training seconds over all sessions
+        self.epoch_start_state = None
+        self.acc: dict[str, list] = {}
+        self.finished = False
+        if self._saved is None:
+            seed_everything(cfg.seed)
+            self.reset_acc()
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / LOG_NAME).unlink(missing_ok=True)
+            (self.out / METRICS_NAME).unlink(missing_ok=True)
+        else:
+            self.restore(*self._saved)
+
+    def reset_acc(self) -> None:
+        self.acc = {s: [torch.zeros((), dtype=torch.float64, device=self.device), 0, 0] for s in self.cfg.sources}
+        self.epoch_time = 0.0
+
+    def restore(self, tensors: dict, info: dict) -> None:
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.model.load_state_dict(model_state, strict=True)
+        except RuntimeError as err:
+            raise MtdtlError(f"{self.out / STATE_NAME} does not fit this model: {str(err).splitlines()[0]}") from None
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        optimizer_from_state(self.opt, tensors, info["optimizer"])
+        rng_from_state(self.sampler, tensors, info["rng"])
+        self.epoch, self.pos, self.step = int(info["epoch"]), int(info["pos"]), int(info["step"])
+        self.elapsed = float(info["elapsed_s"])
+        self.finished = bool(info.get("finished")) and self.epoch >= self.cfg.epochs
+        self.reset_acc()
+        for s, (total, n_iter, n_samples) in info["acc"].items():
+            self.acc[s] = [torch.tensor(float(total), dtype=torch.float64, device=self.device), int(n_iter), int(n_samples)]
+        self.epoch_time = float(info.get("epoch_time_s", 0.0))
+        if self.pos > 0:  # replay this epoch's plan from its start, then skip what is done
+            self.epoch_start_state = info["epoch_start_sampler"]
+            self.sampler.bit_generator.state = copy.deepcopy(self.epoch_start_state)
+        # the log keeps only the epochs this state has seen
+        records = [r for r in read_log(self.out) if r.get("epoch", 0) <= self.epoch]
+        _atomic_text(self.out / LOG_NAME, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        log.info("resuming %s at epoch %d, iteration %d of %d (step %d)", self.out, self.epoch + 1, self.pos, self.L,
+                 self.step)
+
+    # -- saving ------------------------------------------------------------------------
+    def checkpoint_meta(self) -> dict:
+        return {
+            "front_end": self.store.front_end.to_dict(),
+            "scaler": self.store.scaler,
+            "store": str(Path(self.cfg.store).resolve()),
+            "training": self.cfg.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "finished": self.finished,
+            "params": count_parameters(self.model),
+            "data_fingerprint": self.fingerprint,
+        }
+
+    def save(self, *, snapshot: bool = False) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt_t, opt_info = optimizer_to_state(self.opt)
+        rng_t, rng_info = rng_to_state(self.sampler)
+        info = {
+            "config": self.cfg.to_dict(),
+            "fingerprint": self.fingerprint,
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "epoch_time_s": self.epoch_time,
+            "finished": self.finished,
+            "acc": {s: [a[0].item(), a[1], a[2]] for s, a in self.acc.items()},
+            "epoch_start_sampler": self.epoch_start_state,
+            "optimizer": opt_info,
+            "rng": rng_info,
+            "versions": package_versions(),
+        }
+        save_state(self.out / STATE_NAME, {**tensors, **opt_t, **rng_t}, info)
+        meta = self.checkpoint_meta()
+        save_checkpoint(self.out, self.model, meta)
+        if snapshot:
+            save_checkpoint(self.out / "checkpoints" / f"epoch-{self.epoch:04d}", self.model, meta)
+
+    # -- one step ------------------------------------------------------------------------
+    def autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def logits(self, source: str, x: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.model.self_logits(x) if source == "self" else self.model(x, source)
+
+    def train_step(self, batch: Batch, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.opt.zero_grad(set_to_none=True)
+        logits = self.logits(batch.source, x)
+        loss = self_loss(logits, target) if batch.source == "self" else kl_loss(logits, target)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    @torch.inference_mode()
+    def validate(self) -> tuple[dict, dict]:
+        self.model.eval()
+        losses, accs = {}, {}
+        try:
+            for source, batches in self.valid_batches.items():
+                if not batches:
+                    continue
+                total = torch.zeros((), dtype=torch.float64, device=self.device)
+                correct = torch.zeros((), dtype=torch.int64, device=self.device)
+                n = 0
+                for b, x, t in self.loader.iterate(batches):
+                    logits = self.logits(source, x)
+                    if source == "self":
+                        total += self_loss(logits, t, reduction="sum").double()
+                        correct += (logits.argmax(dim=1) == t).sum()
+                    else:
+                        total += kl_loss(logits, t, reduction="sum").double()
+                    n += len(t)
+                losses[source] = total.item() / n
+                if source == "self":
+                    accs[source] = correct.item() / n
+        finally:
+            self.model.train()
+        return losses, accs
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> Path:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        total = cfg.epochs * self.L
+        bar = tqdm(total=total, initial=min(self.step, total), disable=not self.progress, unit="it",
+                   desc=f"{self.spec.label} [{','.join(cfg.sources)}]", dynamic_ncols=True)
+        self.model.train()
+        try:
+            with _StopOnSigint() as stop:
+                while self.epoch < cfg.epochs:
+                    if self.pos == 0:
+                        self.epoch_start_state = copy.deepcopy(self.sampler.bit_generator.state)
+                    plan = plan_epoch(self.sampler, self.train_data, cfg.batch_size, self.L)
+                    bar.set_description(f"{self.spec.label} epoch {self.epoch + 1}/{cfg.epochs}")
+                    t0 = time.perf_counter()
+                    for batch, x, target in self.loader.iterate(plan[self.pos:]):
+                        if stop.requested or (cfg.max_steps is not None and self.step >= cfg.max_steps):
+                            break
+                        loss = self.train_step(batch, x, target)
+                        a = self.acc[batch.source]
+                        a[0] += loss.double()
+                        a[1] += 1
+                        a[2] += len(batch.rows)
+                        self.pos += 1
+                        self.step += 1
+                        bar.update(1)
+                        if self.progress and self.step % 20 == 0:
+                            bar.set_postfix(source=batch.source, loss=f"{loss.item():.4f}", refresh=False)
+                    dt = time.perf_counter() - t0
+                    self.elapsed += dt
+                    self.epoch_time += dt
+                    if self.pos < self.L:  # stopped inside the epoch
+                        self.save()
+                        if stop.requested:
+                            raise KeyboardInterrupt
+                        log.info("stopped at step %d (max_steps); run train() again to resume", self.step)
+                        return self.out
+                    self.end_epoch()
+                    if cfg.max_steps is not None and self.step >= cfg.max_steps and self.epoch < cfg.epochs:
+                        if self.epoch % cfg.checkpoint_every:
+                            self.save()
+                        log.info("stopped at step %d (max_steps); run train() again to resume", self.step)
+                        return self.out
+                    if stop.requested:
+                        if self.epoch % cfg.checkpoint_every:
+                            self.save()
+                        raise KeyboardInterrupt
+        finally:
+            bar.close()
+        self.finish()
+        return self.out
+
+    def end_epoch(self) -> None:
+        cfg = self.cfg
+        v0 = time.perf_counter()
+        valid_loss, valid_acc = self.validate()
+        valid_time = time.perf_counter() - v0
+        self.elapsed += valid_time
+        n_samples = sum(a[2] for a in self.acc.values())
+        # self batches are pairs: count their crops (2 per pair) as the samples the network saw
+        n_crops = n_samples + self.acc.get("self", [0, 0, 0])[2]
+        self.epoch += 1
+        record = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": {s: (a[0].item() / a[1] if a[1] else None) for s, a in self.acc.items()},
+            "train_iters": {s: a[1] for s, a in self.acc.items()},
+            "valid_loss": valid_loss,
+            "valid_acc": valid_acc,
+            "epoch_time_s": round(self.epoch_time, 3),
+            "valid_time_s": round(valid_time, 3),
+            "samples_per_s": round(n_crops / self.epoch_time, 2) if self.epoch_time > 0 else None,
+            "elapsed_s": round(self.elapsed, 3),
+        }
+        with open(self.out / LOG_NAME, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.pos = 0
+        self.reset_acc()
+        self.last_record = record
+        if self.epoch == cfg.epochs:
+            self.finished = True
+        if self.epoch % cfg.checkpoint_every == 0 or self.finished:
+            self.save(snapshot=cfg.keep_checkpoints)
+        log.debug("epoch %d: %s", self.epoch, record)
+
+    def _write_curves(self) -> None:
+        try:
+            fig = plot_curves(self.out)
+            fig.savefig(self.out / CURVES_NAME, dpi=100)
+        except Exception as err:  # a plot must never break a run
+            log.warning("could not draw the learning curves: %s", err)
+
+    def finish(self) -> None:
+        records = read_log(self.out)
+        last = records[-1] if records else {}
+        best = {}
+        for s in self.cfg.sources:
+            vals = [(r["valid_loss"][s], r["epoch"]) for r in records if s in r.get("valid_loss", {})]
+            if vals:
+                v, e = min(vals)
+                best[s] = {"valid_loss": v, "epoch": e}
+        metrics = {
+            "arch": self.cfg.arch,
+            "label": self.spec.label,
+            "sources": list(self.cfg.sources),
+            "finished": True,
+            "epochs": self.epoch,
+            "steps": self.step,
+            "iterations_per_epoch": self.L,
+            "train_tracks": {s: len(d) for s, d in self.train_data.items()},
+            "valid_tracks": {s: len(d) for s, d in self.valid_data.items()},
+            "params": count_parameters(self.model),
+            "feature_dim": self.model.feature_dim,
+            "feature_order": list(self.model.feature_order),
+            "final": {k: last.get(k) for k in ("train_loss", "valid_loss", "valid_acc")},
+            "best_valid": best,
+            "train_time_s": round(self.elapsed, 3),
+            "samples_per_s": _mean([r.get("samples_per_s") for r in records]),
+            "compute": device_summary(self.device, bf16=self.bf16, channels_last=self.channels_last),
+            "config": self.cfg.to_dict(),
+            "versions": package_versions(),
+        }
+        _atomic_text(self.out / METRICS_NAME, json.dumps(jsonable(metrics), indent=1, sort_keys=True) + "\n")
+        self._write_curves()
+        log.info("finished %s: %d epochs, %d steps, %.1f s", self.out, self.epoch, self.step, self.elapsed)
+
+
+def _mean(values) -> float | None:
+    v = [x for x in values if x is not None]
+    return round(float(np.mean(v)), 2) if v else None
+
+
+def train(config: TrainConfig, *, progress: bool = True) -> Path:
+    """Train (or resume, or return a finished) run; see the module docstring.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    progress : bool
+        A tqdm bar over the iterations.
+
+    Returns
+    -------
+    Path
+        The run folder (``config.out_dir``).
+
+    Raises
+    ------
+    MtdtlError
+        Before any training: unknown architecture or source, ``ss_r`` with several sources, a
+        source without training labels, an empty or missing store, an ``out_dir`` holding a
+        checkpoint of another architecture or another run.
+    """
+    if not isinstance(config, TrainConfig):
+        raise MtdtlError(f"train() takes a TrainConfig, not {type(config).__name__}")
+    run = _Run(config, progress=progress)
+    run.open_data()
+    info = run.inspect_out_dir()
+    if info is not None and info.get("finished") and info["epoch"] >= config.epochs:
+        log.info("%s is a finished run (%d epochs); nothing to do", run.out, info["epoch"])
+        return run.out
+    old_threads = torch.get_num_threads()
+    set_num_threads(config.num_threads)
+    try:
+        run.setup()
+        return run.run()
+    finally:
+        if torch.get_num_threads() != old_threads:
+            torch.set_num_threads(old_threads)
+
+
+# ---------------------------------------------------------------------------------------
+# learning curves
+# ---------------------------------------------------------------------------------------
+
+def plot_curves(run_dir: str | os.PathLike):
+    """Learning curves of a run: per source, training and validation loss by epoch.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder (reads ``log.jsonl``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per source (``self`` also shows validation accuracy on a second axis).
+    """
+    from matplotlib.figure import Figure
+
+    records = read_log(run_dir)
+    if not records:
+        raise MtdtlError(f"no epochs logged in {Path(run_dir) / LOG_NAME} yet")
+    sources = [s for s in SOURCE_NAMES if s in records[-1].get("train_loss", {})]
+    n = len(sources)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.4 * cols, 2.6 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    epochs = [r["epoch"] for r in records]
+    for ax, s in zip(axes.flat, sources):
+        tr = [r["train_loss"].get(s) for r in records]
+        va = [r.get("valid_loss", {}).get(s) for r in records]
+        ax.plot(epochs, [np.nan if v is None else v for v in tr], marker=".", label="train")
+        if any(v is not None for v in va):
+            ax.plot(epochs, [np.nan if v is None else v for v in va], marker=".", label="valid")
+        ax.set_title(s)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy" if s == "self" else "KL divergence")
+        if s == "self":
+            acc = [r.get("valid_acc", {}).get("self") for r in records]
+            if any(v is not None for v in acc):
+                ax2 = ax.twinx()
+                ax2.plot(epochs, [np.nan if v is None else v for v in acc], color="tab:green", ls="--",
+                         label="valid acc")
+                ax2.set_ylim(0, 1)
+                ax2.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle(f"{Path(run_dir).name}: learning curves", fontsize="medium")
+    return fig
