@@ -1,1 +1,137 @@
-"""mtdtl.targets."""
+"""Target datasets (Kim et al. 2019, Section 4.1, Table 5): loaders and their registry.
+
+Each loader reads a dataset from its own folder layout and metadata and returns a
+:class:`~mtdtl.targets.base.TargetDataset` (tidy ``tracks`` table, classes, play counts for
+recommendation, skipped files). One entry point::
+
+    from mtdtl.targets import load_target, list_targets
+    ds = load_target("gtzan", "/data/gtzan", split_list="reference/GTZAN_filtered_dataset.info")
+    print(ds.summary())
+
+Names (:func:`list_targets`): ``gtzan``, ``fma``, ``eballroom``, ``irmas``, ``emo_arousal``,
+``emo_valence``, ``lastfm1k``, and ``demo:<task>`` for the target tasks of a demo corpus
+(``root`` = the corpus folder). See ``docs/targets.md`` for layouts, matching and splits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+from mtdtl.errors import MtdtlError
+from mtdtl.targets.ballroom import load_ballroom
+from mtdtl.targets.base import (METRICS, SkippedFile, SplitSpec, TargetDataset, UnmatchedRow, read_split_list)
+from mtdtl.targets.demo import demo_tasks, load_demo
+from mtdtl.targets.emomusic import load_emomusic
+from mtdtl.targets.fma import load_fma
+from mtdtl.targets.gtzan import load_gtzan
+from mtdtl.targets.irmas import load_irmas
+from mtdtl.targets.lastfm1k import load_lastfm1k
+
+__all__ = [
+    "TARGETS", "TargetSpec", "TargetDataset", "SkippedFile", "UnmatchedRow", "SplitSpec",
+    "load_target", "list_targets", "target_spec", "read_split_list",
+    "load_gtzan", "load_fma", "load_ballroom", "load_irmas", "load_emomusic", "load_lastfm1k", "load_demo",
+]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A registered target dataset: its loader, task type, metric, a one-line description and the
+    file name of the study's split list in ``reference/`` (if any)."""
+
+    name: str
+    task: str
+    loader: Callable[..., TargetDataset]
+    description: str
+    study_split_list: str | None = None
+
+    @property
+    def metric(self) -> str:
+        """The paper's metric for the task type (``""`` for demo tasks, whose type the corpus gives)."""
+        return METRICS.get(self.task, "")
+
+
+#: The paper's seven target datasets (Table 5), by registry name.
+TARGETS: dict[str, TargetSpec] = {s.name: s for s in (
+    TargetSpec("gtzan", "classification", load_gtzan,
+               "GTZAN genre, 10 classes, 1,000 clips; fault-filtered split", "GTZAN_filtered_dataset.info"),
+    TargetSpec("fma", "classification", load_fma,
+               "FMA-medium top genre, 16 classes, 25,000 tracks; official artist-filtered split",
+               "FMA_filtered_dataset.info"),
+    TargetSpec("eballroom", "classification", load_ballroom,
+               "Extended Ballroom dance style, 13 classes, 3,390 tracks; stratified random split",
+               "eBallroom_filtered_dataset.info"),
+    TargetSpec("irmas", "classification", load_irmas,
+               "IRMAS training set predominant instrument, 11 classes, 6,705 clips; song-filtered split",
+               "IRMAS_filtered_dataset.info"),
+    TargetSpec("emo_arousal", "regression", partial(load_emomusic, dimension="arousal"),
+               "MediaEval 1000 songs song-level arousal, 744 clips; development/evaluation split",
+               "MusicEmoArousal_filtered_dataset.info"),
+    TargetSpec("emo_valence", "regression", partial(load_emomusic, dimension="valence"),
+               "MediaEval 1000 songs song-level valence, 744 clips; development/evaluation split",
+               "MusicEmoValence_filtered_dataset.info"),
+    TargetSpec("lastfm1k", "recommendation", load_lastfm1k,
+               "Last.fm-1K play counts, tracks with audio, cold-start item split; nDCG@500", None),
+)}
+_DEMO_PREFIX = "demo:"
+
+
+def list_targets(root: str | os.PathLike | None = None) -> list[str]:
+    """Registry names: the paper's seven targets, then ``demo:<task>`` for each task of the demo
+    corpus at ``root`` (when given), else the pattern ``"demo:<task>"``."""
+    names = list(TARGETS)
+    if root is not None:
+        names += [f"{_DEMO_PREFIX}{t}" for t in sorted(demo_tasks(root))]
+    else:
+        names.append(f"{_DEMO_PREFIX}<task>")
+    return names
+
+
+def target_spec(name: str) -> TargetSpec:
+    """The :class:`TargetSpec` of a registered name (``demo:<task>`` resolves to the demo loader)."""
+    if name in TARGETS:
+        return TARGETS[name]
+    if name.startswith(_DEMO_PREFIX) and len(name) > len(_DEMO_PREFIX):
+        task = name[len(_DEMO_PREFIX):]
+        return TargetSpec(name, "", partial(load_demo, task),
+                          f"demo corpus task {task!r} (task type read from targets/tasks.json)")
+    raise MtdtlError(f"unknown target {name!r}; valid names: {', '.join(list_targets())}")
+
+
+def load_target(name: str, root: str | os.PathLike, *, split_list: str | os.PathLike | None = None,
+                **kwargs) -> TargetDataset:
+    """Load a target dataset by registry name.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_targets` (``"gtzan"``, ..., ``"demo:genre"``).
+    root : path-like
+        The dataset's folder as unpacked (for ``demo:<task>``, the corpus folder).
+    split_list : path-like, optional
+        A split list in ``reference/*.info`` format (the study's split).
+    **kwargs
+        Loader options (``seed``, ``test_size``, ``check``, ``progress`` and per-dataset ones,
+        e.g. ``subset`` for ``fma``, ``items`` for ``lastfm1k``).
+
+    Raises
+    ------
+    MtdtlError
+        Unknown name (the message lists the valid ones), missing root, unknown option, or a
+        problem the loader explains (malformed split list: file and line).
+    """
+    spec = target_spec(name)
+    if root is None or not os.path.isdir(os.fspath(root)):
+        raise MtdtlError(f"target {name!r}: root folder {root} does not exist or is not a folder")
+    func = spec.loader.func if isinstance(spec.loader, partial) else spec.loader
+    fixed = set(spec.loader.keywords) if isinstance(spec.loader, partial) else set()
+    params = inspect.signature(func).parameters
+    allowed = {p for p, v in params.items() if v.kind == inspect.Parameter.KEYWORD_ONLY} - fixed - {"split_list"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise MtdtlError(f"target {name!r}: unknown option(s) {unknown}; accepted: {sorted(allowed)}")
+    return spec.loader(root, split_list=split_list, **kwargs)
