@@ -69,6 +69,19 @@ def main() -> None:
         print(f"  rerun (all reused)  {warm:8.1f} s")
         print(f"  audio               {m['duration'].sum() / 3600:.2f} h, "
               f"{sum(p.stat().st_size for p in (root / 'audio').glob('*.flac')) / 2**20:.0f} MiB")
+        stages: dict[str, float] = {}
+        per_col: dict[str, list[float]] = {}
+        for f in (root / "clips").glob("*.json"):
+            rec = json.loads(f.read_text())
+            for k, v in rec.get("timing", {}).items():
+                stages[k] = stages.get(k, 0.0) + v
+            if "timing" in rec:
+                per_col.setdefault(rec["collection"], []).append(sum(rec["timing"].values()))
+        total = sum(stages.values()) or 1.0
+        print("  time in workers     " + ", ".join(
+            f"{k} {v:.0f} s ({v / total:.0%})" for k, v in stages.items()))
+        print("  mean s per clip     " + ", ".join(
+            f"{c} {sum(v) / len(v):.2f}" for c, v in sorted(per_col.items())))
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

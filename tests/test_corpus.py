@@ -195,23 +195,46 @@ def test_resume_after_interruption(tiny_corpus, tmp_path):
     assert (out / "audio" / f"{gone[0]}.flac").stat().st_mtime_ns == mtime
 
 
-def test_two_builds_are_identical(tmp_path):
-    """Same seed: identical manifest, tables and audio bytes, whatever the worker count."""
-    from mtdtl.corpora.demo import build_demo_corpus
+def test_two_builds_are_identical_and_an_interrupted_one_resumes(tmp_path, monkeypatch):
+    """Same seed: identical manifest, tables and audio bytes, whatever the worker count, and
+    also after a build that was interrupted (Ctrl-C after two clips) and run again."""
+    import mtdtl.corpora.demo as demo
     from mtdtl.corpora.music import list_works
 
-    works = (list(list_works("bach_chorales")[:2]) + list(list_works("essen_europe")[:3])
-             + list(list_works("oneills_1850")[:2]))
-    a = build_demo_corpus(root=tmp_path / "a", seed=3, workers=1, progress=False, works=works)
-    b = build_demo_corpus(root=tmp_path / "b", seed=3, workers=2, progress=False, works=works)
+    works = (list(list_works("bach_chorales")[:2]) + list(list_works("essen_europe")[:2])
+             + list(list_works("oneills_1850")[:1]))
+    a = demo.build_demo_corpus(root=tmp_path / "a", seed=3, workers=1, progress=False,
+                               works=works)
+
+    calls = []
+    real = demo._render_star
+
+    def interrupted(args):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(args)
+        return real(args)
+
+    monkeypatch.setattr(demo, "_render_star", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo.build_demo_corpus(root=tmp_path / "b", seed=3, workers=1, progress=False,
+                               works=works)
+    assert not (tmp_path / "b" / "manifest.csv").exists()
+    assert len(list((tmp_path / "b" / "audio").glob("*.flac"))) == 2
+    monkeypatch.setattr(demo, "_render_star", real)
+    b = demo.build_demo_corpus(root=tmp_path / "b", seed=3, workers=2, progress=False,
+                               works=works)
+    report = json.loads((b / "build_report.json").read_text())
+    assert report["n_rendered_this_run"] == len(works) - 2 and report["n_reused"] == 2
     assert _audio_hashes(a) == _audio_hashes(b) and len(_audio_hashes(a)) == len(works)
     assert _tables(a) == _tables(b)
-    c = build_demo_corpus(root=tmp_path / "c", seed=4, workers=1, progress=False,
-                          works=works[:2])
+
+    c = demo.build_demo_corpus(root=tmp_path / "c", seed=4, workers=1, progress=False,
+                               works=works[:2])
     assert _audio_hashes(c) != {k: v for k, v in _audio_hashes(a).items() if k in
                                 _audio_hashes(c)}
     with pytest.raises(MtdtlError, match="seed"):
-        build_demo_corpus(root=a, seed=5, workers=1, progress=False, works=works)
+        demo.build_demo_corpus(root=a, seed=5, workers=1, progress=False, works=works)
 
 
 def test_plan_is_seeded_and_disjoint():

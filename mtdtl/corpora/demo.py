@@ -257,7 +257,9 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
+            t_parse = time.perf_counter()
             score = read_score(work)
+            t_parse = time.perf_counter() - t_parse
         except Exception as e:  # noqa: BLE001 - any parse failure skips the work
             return failed("parse", e)
     try:
@@ -292,7 +294,9 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
         pit = np.tile(score.pitches, loops)
         vel = np.tile(score.velocities, loops)
         par = np.tile(score.parts, loops)
+        t_render = time.perf_counter()
         y = render_events(on, off, pit, vel, par, spec, duration=CLIP_SECONDS, sr=SR)
+        t_render = time.perf_counter() - t_render
     except Exception as e:  # noqa: BLE001
         return failed("render", e)
     peak = float(np.abs(y).max()) if y.size else 0.0
@@ -303,10 +307,13 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     scale = min(scale, 0.98 / peak)
     y = (y * scale).astype(np.float32)
     try:
+        t_bpm = time.perf_counter()
         bpm_est = estimate_bpm(y, sr=SR)
+        t_bpm = time.perf_counter() - t_bpm
     except Exception as e:  # noqa: BLE001
         return failed("render", e)
     bio = io.BytesIO()
+    t_write = time.perf_counter()
     sf.write(bio, y.T, SR, format="FLAC", subtype="PCM_16")
     data = bio.getvalue()
     _atomic_write_bytes(root / "audio" / f"{tid}.flac", data)
@@ -336,6 +343,9 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
         "genre": col.genre if col is not None else "custom",
         "era": col.era if col is not None else "",
         "year_range": list(years),
+        # seconds spent per stage (for benchmarks; not part of any table)
+        "timing": {"parse": round(t_parse, 4), "render": round(t_render, 4),
+                   "bpm": round(t_bpm, 4), "encode": round(time.perf_counter() - t_write, 4)},
     }
     _atomic_write_text(root / "clips" / f"{tid}.json", _json(rec), only_if_changed=False)
     return rec
@@ -481,6 +491,8 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
     root = root.expanduser().resolve()
     (root / "clips").mkdir(parents=True, exist_ok=True)
     (root / "audio").mkdir(parents=True, exist_ok=True)
+    for leftover in [*root.glob("audio/.*.tmp"), *root.glob("clips/.*.tmp")]:
+        leftover.unlink(missing_ok=True)  # half-written files of an interrupted build
     info_path = root / "corpus.json"
     if info_path.is_file():
         try:
@@ -558,6 +570,13 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
                     bar.update(1)
                 else:
                     log.info("skipped %s (%s): %s", rec["source_id"], rec["stage"], rec["error"])
+    except BaseException:
+        # interrupted (Ctrl-C) or broken: stop the workers now; finished clips are on disk
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+            pool = None
+        raise
     finally:
         bar.close()
         if pool is not None:
