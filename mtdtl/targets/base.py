@@ -55,7 +55,7 @@ __all__ = [
     "TASKS", "METRICS", "SPLITS", "AUDIO_EXTENSIONS", "CHECK_MODES",
     "TargetDataset", "SkippedFile", "UnmatchedRow", "SplitSpec",
     "read_split_list", "draw_split", "check_file", "check_files", "scan_audio",
-    "tail_key", "int_stem_key", "finalize",
+    "tail_key", "int_stem_key", "finalize", "is_mbid", "require_dir", "find_first",
 ]
 
 log = get_logger(__name__)
