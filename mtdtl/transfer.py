@@ -71,7 +71,7 @@ def representation_from_run(run_dir: str | Path, *, name: str | None = None) -> 
     meta = json.loads(meta_path.read_text())
     arch = str(meta.get("arch") or meta.get("architecture") or "")
     sources = sources_key(meta.get("sources") or [])
-    seed = meta.get("config", {}).get("seed", meta.get("seed", ""))
+    seed = (meta.get("training") or {}).get("seed", meta.get("seed", ""))
     return Representation(name=name or f"{arch}[{sources}]-s{seed}", spec=str(run_dir), arch=arch, sources=sources)
 
 
@@ -113,7 +113,7 @@ def resolve_targets(targets: str | Sequence[str], *, corpus: str | Path | None =
         expands to every task of the demo corpus ``corpus``.
     corpus : path, optional
         The demo corpus folder (root of every ``demo:<task>``).
-    roots : mapping or ``"name=path,name=path"``, optional
+    roots : mapping or ``"name:path,name:path"``, optional
         The folder of each real dataset (e.g. ``{"gtzan": "/data/gtzan"}``).
     split_lists : mapping, optional
         Split list per dataset (``reference/*.info`` format).
@@ -122,7 +122,10 @@ def resolve_targets(targets: str | Sequence[str], *, corpus: str | Path | None =
 
     names = [n.strip() for n in targets.split(",") if n.strip()] if isinstance(targets, str) else list(targets)
     if isinstance(roots, str):
-        roots = dict(item.split("=", 1) for item in roots.split(",") if item.strip())
+        pairs = [item.split(":", 1) for item in roots.split(",") if item.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise MtdtlError(f"target roots {roots!r}: use name:path pairs, comma-separated")
+        roots = dict(pairs)
     roots = dict(roots or {})
     out = []
     for n in names:

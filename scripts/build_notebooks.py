@@ -111,6 +111,168 @@ metrics
 """),
 ]
 
+NB["02_train"] = [
+    md("""
+# 02 · Train: one representation network with Algorithm 1
+
+Kim et al. (2019), Sections 3.1-3.3 (Table 3, Figures 4-5, Table 4, Algorithm 1). The base CNN
+takes 2.5 s stereo crops (2 x 216 x 128 standardised dB mel) and ends in a 256-unit fc-feature
+layer; multi-source architectures share it to different depths (`ss_r`, `mss_cr`, `ms_cr@2`,
+`ms_cr@4`, `ms_cr@6`, `ms_sr@fc`). Every iteration picks one learning source at random, draws a
+batch of training tracks that have its labels and a fresh random crop of each, and minimises the
+KL divergence to the source's topic distribution z_t (cross-entropy of same/different-track pairs
+for `self`). Adam, learning rate 2.5e-4, L2 1e-6; an epoch is l·m iterations. Training
+checkpoints every `checkpoint_every` epochs and resumes exactly where it stopped; a finished run
+is returned as it is.
+"""),
+    code("""
+import json
+from pathlib import Path
+
+from IPython.display import display
+
+from mtdtl.log import setup_logging
+from mtdtl.models import build_model, param_table
+from mtdtl.train import TrainConfig, plot_curves, train
+from mtdtl.walkthrough import ensure_demo_store
+
+setup_logging("INFO")
+"""),
+    params("""
+arch: str = "ms_cr@6"  # architecture id: ss_r, mss_cr, ms_cr@2, ms_cr@4, ms_cr@6 or ms_sr@fc
+sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist"  # learning sources, comma-separated
+epochs: int = 6  # N (paper: 200)
+batch_size: int = 128  # b (paper: 128)
+lr: float = 2.5e-4  # Adam learning rate (paper: 2.5e-4)
+seed: int = 0  # initial weights, dropout, sources, tracks and crops
+device: str = "auto"  # auto (CUDA when present), cuda or cpu
+store: str = ""  # spectrogram store with reduced labels; empty: the demo store of demo_size, built if missing
+demo_size: str = "small"  # demo corpus size used when store is empty
+out_dir: str = "train"  # run folder: checkpoint, log.jsonl, metrics.json, curves.png
+width: str = "full"  # full (Table 3) or tiny (tests)
+checkpoint_every: int = 1  # write the checkpoint every k epochs
+max_steps: int = 0  # stop after this many iterations in total, resumable; 0 means no limit
+"""),
+    code("""
+store = store or str(ensure_demo_store(size=demo_size, seed=seed))
+config = TrainConfig(arch=arch, sources=sources, store=store, out_dir=out_dir, epochs=epochs,
+                     batch_size=batch_size, lr=lr, seed=seed, device=device, width=width,
+                     checkpoint_every=checkpoint_every, max_steps=max_steps or None)
+config
+"""),
+    md("## The network"),
+    code("""
+model = build_model(arch, config.sources, width=width)
+print(model)
+print(f"representation: {model.feature_dim} dimensions")
+display(param_table(n_sources=[len(config.sources), 8], width=width))
+"""),
+    md("## Training (Algorithm 1)"),
+    code("""
+run_dir = train(config)
+"""),
+    md("### Learning curves per source"),
+    code("""
+fig = plot_curves(run_dir)
+fig
+"""),
+    code("""
+metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+metrics
+"""),
+]
+
+NB["03_evaluate"] = [
+    md("""
+# 03 · Evaluate: transfer of a learned representation to target tasks
+
+Kim et al. (2019), Section 4 (Table 5, Eqs. 7-9). Every track of a target dataset is cut into
+non-overlapping 2.5 s slices; the fc-feature of each slice (all branches, for concatenating
+architectures) is averaged and its standard deviation taken over the track (mean ‖ std). The
+features feed an MLP probe (2 x 256 ReLU units, Adam, 200 iterations: accuracy for
+classification, R² for regression) or a content-aware weighted matrix factorisation
+(cold-start items, nDCG@500), each repeated. The trained representation is compared with the
+paper's baselines: MFCC, the same network untrained (Rand), and Choi et al.'s convnet when its
+weights are supplied. Features are cached, and finished (representation, target) pairs are
+skipped when the notebook runs again.
+"""),
+    code("""
+import json
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+
+from mtdtl import plots
+from mtdtl.evaluation import summarize
+from mtdtl.evaluation.reference import choi_reference_check
+from mtdtl.log import setup_logging
+from mtdtl.transfer import baseline_representations, evaluate_transfer, representation_from_run, resolve_targets
+from mtdtl.walkthrough import default_corpus_dir
+
+setup_logging("INFO")
+"""),
+    params("""
+run_dir: str = "train"  # training run folder with model.json and model.safetensors
+corpus: str = ""  # demo corpus folder for the demo targets; empty: the demo corpus of size and seed
+size: str = "small"  # demo corpus size when corpus is empty
+seed: int = 0  # base seed of splits and probes
+targets: str = "demo"  # comma-separated target names; demo means every task of the demo corpus
+target_roots: str = ""  # real dataset folders as name:path pairs, comma-separated, e.g. gtzan:/data/gtzan
+repetitions: int = 5  # repetitions of every evaluation (paper: 5)
+baselines: str = "mfcc,rand"  # comma-separated: mfcc, rand, choi
+choi_weights: str = ""  # Choi et al.'s model_best.hdf5, needed for the choi baseline
+reference_dir: str = ""  # shared/reference folder: also runs the probes on Choi et al.'s published features
+out_dir: str = "evaluate"  # results.csv, figures and metrics.json go here
+"""),
+    code("""
+corpus = corpus or str(default_corpus_dir(size, seed))
+out = Path(out_dir)
+out.mkdir(parents=True, exist_ok=True)
+ours = representation_from_run(run_dir)
+representations = [ours] + baseline_representations(baselines, run=ours, choi_weights=choi_weights or None)
+target_sets = resolve_targets(targets, corpus=corpus, roots=target_roots or None)
+for t in target_sets:
+    print(t.summary(), end="\\n\\n")
+"""),
+    md("## Features, probes and recommendation"),
+    code("""
+results = evaluate_transfer(representations, target_sets, results=out / "results.csv",
+                            repetitions=repetitions, seed=seed)
+summary = summarize(results)
+display(summary)
+"""),
+    md("### Against the baselines (in the style of the paper's Figure 8)"),
+    code("""
+fig = plots.results_vs_baselines(results, ours=ours.name)
+fig.savefig(out / "transfer_vs_baselines.png", dpi=120, bbox_inches="tight")
+"""),
+    md("""
+### Real-data check: the probes on Choi et al.'s published features
+
+With `reference_dir` set, the same MLP probe runs on the precomputed convnet features that Choi
+et al. (2017) released for GTZAN (the study's fault-filtered split), Extended Ballroom and
+emoMusic, beside the MFCC features shipped with them.
+"""),
+    code("""
+choi_table = None
+if reference_dir:
+    choi_table = choi_reference_check(reference_dir, n_repetitions=repetitions, seed=seed)
+    display(choi_table)
+"""),
+    code("""
+metrics = {
+    "representation": ours.name, "arch": ours.arch, "sources": ours.sources,
+    "results": str(out / "results.csv"),
+    "mean": {f"{r}|{t}|{m}": float(v) for (r, t, m), v in results.groupby(["representation", "target", "metric"])["value"].mean().items()},
+}
+if choi_table is not None:
+    metrics["choi_reference"] = json.loads(choi_table.to_json(orient="records"))
+(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+print(f"results table: {out / 'results.csv'}")
+"""),
+]
+
 
 def main():
     OUT.mkdir(exist_ok=True)
