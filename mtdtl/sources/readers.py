@@ -33,6 +33,7 @@ Conventions
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -83,32 +84,26 @@ def _sep_for(path: Path, sep: str | None) -> str:
 
 
 def _numeric(values: pd.Series, *, path: Path, lines: np.ndarray, what: str,
-             allow_nan: bool = False, allow_negative: bool = False) -> np.ndarray:
-    """Parse a column as float64; raise naming the first bad line."""
+             allow_nan: bool = False, allow_negative: bool = False, where: str = "line") -> np.ndarray:
+    """Parse a column as float64; raise naming the first bad line (or table row, ``where``)."""
     num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     raw = values.to_numpy(dtype=object)
     unparsable = np.isnan(num)
     for i in np.flatnonzero(unparsable):  # NaN spelled out parses as NaN; anything else is junk
         if raw[i] is None or str(raw[i]).strip().lower() in ("nan", "", "na", "null", "none"):
             unparsable[i] = False
-    if unparsable.any():
-        i = int(np.flatnonzero(unparsable)[0])
-        raise MtdtlError(f"{path}, line {lines[i]}: {what} {raw[i]!r} is not a number")
-    if not allow_nan:
-        bad = ~np.isfinite(num)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise MtdtlError(f"{path}, line {lines[i]}: {what} is missing or not finite ({raw[i]!r})")
+    problems = [(unparsable, "{what} {raw!r} is not a number")]
+    if allow_nan:
+        problems.append((np.isinf(num), "{what} is infinite ({raw!r})"))
     else:
-        bad = np.isinf(num)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise MtdtlError(f"{path}, line {lines[i]}: {what} is infinite ({raw[i]!r})")
+        problems.append((~np.isfinite(num) & ~unparsable, "{what} is missing or not finite ({raw!r})"))
     if not allow_negative:
-        neg = num < 0
-        if neg.any():
-            i = int(np.flatnonzero(neg)[0])
-            raise MtdtlError(f"{path}, line {lines[i]}: {what} {raw[i]!r} is negative")
+        problems.append((num < 0, "{what} {raw!r} is negative"))
+    first = [(int(np.flatnonzero(mask)[0]), msg) for mask, msg in problems if mask.any()]
+    if first:
+        i, msg = min(first, key=lambda im: im[0])
+        shown = raw[i] if isinstance(raw[i], str) or raw[i] is None else float(raw[i])
+        raise MtdtlError(f"{path}, {where} {lines[i]}: " + msg.format(what=what, raw=shown))
     return num
 
 
@@ -184,14 +179,11 @@ def _read_delimited(path: Path, *, n_cols: int, sep: str, header, header_words=(
                 keep &= ~chunk[0].str.startswith(comment).to_numpy()
             yield chunk[keep].reset_index(drop=True), lines[keep]
     except pd.errors.ParserError as err:
-        msg = str(err).replace("Error tokenizing data. C error: ", "")
-        # pandas counts lines from where it started reading.
-        import re
-
-        m = re.search(r"line (\d+)", msg)
+        # pandas reports the line number in the file (skipped lines included)
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if m:
-            msg = msg.replace(m.group(0), f"line {int(m.group(1)) + n_lead}")
-        raise MtdtlError(f"{path}: malformed row ({msg.strip()}); expected {n_cols} fields") from None
+            raise MtdtlError(f"{path}, line {m.group(2)}: malformed row, expected {n_cols} fields, saw {m.group(3)}") from None
+        raise MtdtlError(f"{path}: malformed rows ({str(err).strip()}); expected {n_cols} fields") from None
 
 
 def _sum_pairs(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
@@ -528,11 +520,12 @@ def read_lastfm_tags(path, *, track_ids=None, min_count: float = 0.0) -> pd.Data
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise MtdtlError(
-                f"{path}, table tid_tag row {where[i]}: {col} = {pairs[col].iloc[i]!r} names no row of "
+                f"{path}, table tid_tag row {where[i]}: {col} = {pairs[col].iloc[i]} names no row of "
                 f"table {'tids' if col == 'tid' else 'tags'}"
             )
         pairs[col] = num.astype(np.int64)
-    val = _numeric(pairs["val"].astype(object), path=path, lines=where, what="tag weight (val)")
+    val = _numeric(pairs["val"].astype(object), path=path, lines=where, what="tag weight (val)",
+                   where="table tid_tag row")
     df = pd.DataFrame({
         "track_id": pairs["tid"].map(tids.set_index("rid")["tid"]).astype(str).to_numpy(),
         "tag": pairs["tag"].map(tags.set_index("rid")["tag"]).astype(str).to_numpy(),
@@ -573,7 +566,8 @@ def read_msd_year(path, *, track_ids=None) -> pd.DataFrame:
     """
     path = _existing(path)
     df, rows = _read_songs(path, ["year"], track_ids)
-    year = _numeric(df["year"].astype(object), path=path, lines=rows, what="year", allow_nan=True)
+    year = _numeric(df["year"].astype(object), path=path, lines=rows, what="year", allow_nan=True,
+                    where="table songs row")
     if np.isnan(year).any():
         i = int(np.flatnonzero(np.isnan(year))[0])
         raise MtdtlError(f"{path}, table songs row {rows[i]}: year is NULL or not a number (the MSD uses 0 for unknown)")
