@@ -1,0 +1,131 @@
+"""Feature-extraction speed as a multiple of real time, per architecture (target: SS-R >= 1000x
+on 2 CPU cores).
+
+For every architecture (full width, untrained weights: speed does not depend on them) this
+writes synthetic 30 s stereo clips at 22,050 Hz as wav files and times
+:meth:`mtdtl.features.ModelExtractor.extract_many` on them: decoding, the dB mel front end,
+2.5 s slices, the network at batch 256 and the mean ‖ std aggregation, i.e. everything
+``mtdtl extract`` does. It also times the network alone on ready slices and the front end
+alone, and the MFCC and Choi baselines. Each measurement is repeated (median of ``--repeats``
+after a warm-up), since the machine may be shared.
+
+"x real time" = seconds of audio / seconds of wall clock (30 s per clip, the dropped
+remainder of 0.24 s included).
+
+Run: ``python benchmarks/bench_extract.py [--seconds 60] [--threads 2] [--sources 8]
+[--archs ss_r,ms_cr@6] [--device cpu] [--choi PATH]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch starts (see PERF.md)
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
+from mtdtl.constants import ARCH_IDS, SOURCE_NAMES, SR  # noqa: E402
+
+CLIP_S = 30.0
+
+
+def write_clips(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
+    """Stereo 30 s clips: a chirp and harmonics over noise, different per channel."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(CLIP_S * SR)) / SR
+    paths = []
+    for i in range(n):
+        f0 = rng.uniform(80, 400)
+        chirp = np.sin(2 * np.pi * (f0 + rng.uniform(500, 3000) * t / CLIP_S) * t)
+        harm = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.28)) / k ** 1.5 for k in range(1, 10))
+        left = 0.3 * chirp + 0.1 * harm + 0.01 * rng.standard_normal(t.size)
+        right = 0.2 * harm + 0.02 * rng.standard_normal(t.size)
+        p = folder / f"clip{i:03d}.wav"
+        sf.write(p, np.stack([left, right]).T.astype(np.float32), SR, subtype="PCM_16")
+        paths.append(p)
+    return paths
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="audio per measurement (30 s clips)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--sources", type=int, default=8, help="sources of the multi-source architectures")
+    ap.add_argument("--archs", default=",".join(ARCH_IDS))
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+    ap.add_argument("--choi", default=str(Path(__file__).resolve().parents[2] / "shared" / "reference" / "choi2017"
+                                          / "keras2_model" / "model_best.hdf5"))
+    args = ap.parse_args()
+
+    from mtdtl.device import set_num_threads
+    from mtdtl.features import ModelExtractor, get_extractor, slice_frames
+
+    threads = set_num_threads(args.threads)
+    n_clips = max(1, int(round(args.seconds / CLIP_S)))
+    audio_s = n_clips * CLIP_S
+    tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
+    paths = write_clips(tmp, n_clips)
+    print(f"torch {torch.__version__}, {threads} CPU threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
+          f"{n_clips} clips x 30 s = {audio_s:.0f} s of audio per measurement, median of {args.repeats}")
+
+    rows = []
+    for arch in [a for a in args.archs.split(",") if a]:
+        sources = ["self"] if arch == "ss_r" else list(SOURCE_NAMES[: args.sources])
+        ex = get_extractor(f"rand:{arch}:{','.join(sources)}", scaler=(np.full(128, -40.0), np.full(128, 20.0)),
+                           batch_size=args.batch_size, device=args.device)
+        assert isinstance(ex, ModelExtractor)
+        t_all = timed(lambda: [v for _, v in ex.extract_many(paths)], args.repeats)
+        ys = [ex._load(p) for p in paths]
+        t_front = timed(lambda: [ex.slices(y) for y in ys], args.repeats)
+        S = torch.cat([ex.slices(y) for y in ys])
+        t_net = timed(lambda: ex.slice_features(S).cpu(), args.repeats)
+        n_sl = S.shape[0]
+        rows.append((ex.name if arch != "ss_r" else "ss_r[self]", len(sources), ex.dim, audio_s / t_all,
+                     n_sl / t_net, n_sl * 2.5 / t_net, audio_s / t_front))
+        print(f"  {arch:9s} done: {audio_s / t_all:8.0f}x real time end to end", flush=True)
+
+    base = []
+    ex = get_extractor("mfcc")
+    base.append(("mfcc", audio_s / timed(lambda: [v for _, v in ex.extract_many(paths)], args.repeats)))
+    if Path(args.choi).is_file():
+        ex = get_extractor(f"choi:{args.choi}", device=args.device)
+        base.append(("choi (first 29 s)", audio_s / timed(lambda: [v for _, v in ex.extract_many(paths)], args.repeats)))
+
+    print()
+    print(f"{'representation':58s} {'m':>2s} {'dim':>5s} {'end-to-end':>11s} {'net slices/s':>13s} "
+          f"{'net only':>9s} {'front end':>10s}")
+    for name, m, dim, rt, sps, net_rt, fe_rt in rows:
+        print(f"{name[:58]:58s} {m:2d} {dim:5d} {rt:10.0f}x {sps:13.0f} {net_rt:8.0f}x {fe_rt:9.0f}x")
+    for name, rt in base:
+        print(f"{name:58s} {'':2s} {'':5s} {rt:10.0f}x")
+    ssr = [r for r in rows if r[0].startswith("ss_r")]
+    if ssr:
+        ok = "meets" if ssr[0][3] >= 1000 else "MISSES"
+        print(f"\nSS-R end to end: {ssr[0][3]:.0f}x real time ({ok} the 1000x target on {threads} threads)")
+    for p in paths:
+        p.unlink()
+    tmp.rmdir()
+
+
+if __name__ == "__main__":
+    main()
