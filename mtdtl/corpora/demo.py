@@ -53,7 +53,7 @@ log = get_logger(__name__)
 #: Length of every clip (seconds), as the paper's 30 s previews.
 CLIP_SECONDS = 30.0
 #: Bump when rendering changes, so that old clips are re-rendered on resume.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 #: Most movements taken from one work group (mass, quartet, cantata) below size ``full``.
 MAX_PER_GROUP = 2
 SOUNDFONT_NAME = "TimGM6mb.sf2"
@@ -172,18 +172,21 @@ def _region(work: Work) -> str:
     return "europe"
 
 
-def _mode(pitches: np.ndarray, durations: np.ndarray) -> str:
-    """Major or minor by the Krumhansl-Kessler key profiles (duration-weighted)."""
+_TONICS = ("c", "c#", "d", "eb", "e", "f", "f#", "g", "ab", "a", "bb", "b")
+
+
+def _key(pitches: np.ndarray, durations: np.ndarray) -> tuple[str, str]:
+    """Key (``"d minor"``) and mode by the Krumhansl-Kessler profiles (duration-weighted)."""
     hist = np.bincount(pitches % 12, weights=durations, minlength=12)
-    if hist.sum() <= 0:
-        return ""
-    best, mode = -np.inf, ""
+    if hist.sum() <= 0 or np.all(hist == hist[0]):
+        return "", ""
+    best, key, mode = -np.inf, "", ""
     for prof, name in ((_MAJOR, "major"), (_MINOR, "minor")):
         for k in range(12):
             r = np.corrcoef(hist, np.roll(prof, k))[0, 1]
             if np.isfinite(r) and r > best:
-                best, mode = r, name
-    return mode
+                best, key, mode = r, f"{_TONICS[k]} {name}", name
+    return key, mode
 
 
 def _artist_and_years(work: Work, composer: str) -> tuple[str, str, tuple[int, int]]:
@@ -318,6 +321,7 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     data = bio.getvalue()
     _atomic_write_bytes(root / "audio" / f"{tid}.flac", data)
     in_clip = on < CLIP_SECONDS
+    key, mode = _key(score.pitches, score.durations)
     artist, composer, years = _artist_and_years(work, score.composer)
     title = work.title if work.collection != "trecento" or not score.title else score.title
     rec = {
@@ -329,7 +333,7 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
         "soundfont": SOUNDFONT_NAME, "audio_sha1": hashlib.sha1(data).hexdigest(),
         "audio_bytes": len(data), "bpm_estimate": round(bpm_est, 4),
         "time_signature": score.time_signature or work.header("M"), "meter": meter,
-        "key_sharps": score.key_sharps, "mode": _mode(score.pitches, score.durations),
+        "key_sharps": score.key_sharps, "key": key, "mode": mode,
         "dance": dance_form(work) if work.collection in (
             "oneills_1850", "ryans_mammoth", "airds_airs") else "",
         "region": _region(work) if work.collection.startswith("essen") else "",
@@ -616,7 +620,7 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
     _atomic_write_text(root / "targets" / "tasks.json", _json(tasks))
     manifest = recs[MANIFEST_COLUMNS]
     _atomic_write_text(root / "manifest.csv", _csv(manifest))
-    extra_cols = ["track_id", "source_id", "time_signature", "meter", "key_sharps", "mode",
+    extra_cols = ["track_id", "source_id", "time_signature", "meter", "key_sharps", "key", "mode",
                   "dance", "region", "function", "genre", "era", "artist", "n_parts",
                   "work_seconds", "loops", "note_density", "pitch_mean", "bpm_estimate",
                   "gain_db", "velocity_scale", "audio_sha1"]

@@ -228,8 +228,14 @@ def true_tags(rec: dict) -> list[tuple[str, float]]:
         add("sad", 0.3), add("melancholic", 0.25), add("minor", 0.15)
     elif rec.get("mode") == "major":
         add("happy", 0.25), add("cheerful", 0.15)
-    if rec.get("meter") == "triple" and col is not None and col.era == "folk":
-        add("waltz", 0.2)
+    if rec.get("key"):
+        add(rec["key"], 0.1)
+    if rec.get("meter") == "triple":
+        add("3/4", 0.1)
+        if col is not None and col.era == "folk":
+            add("waltz", 0.2)
+    elif rec.get("meter") == "compound":
+        add("6/8", 0.12)
     if rec.get("n_lyric_words", 0) > 0:
         add("vocal", 0.3)
     return sorted(out.items())
