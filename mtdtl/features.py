@@ -202,8 +202,9 @@ class Extractor:
             where = str(item)
         else:
             y = np.asarray(item, dtype=np.float32)
-            if y.ndim not in (1, 2) or y.shape[-1] == 0:
-                raise MtdtlError(f"a waveform must have shape (n_samples,) or (channels, n_samples), got {y.shape}")
+            if y.ndim not in (1, 2) or y.shape[-1] == 0 or (y.ndim == 2 and y.shape[0] > 8):
+                raise MtdtlError(f"a waveform must have shape (n_samples,) or (channels, n_samples), got {y.shape}"
+                                 " (transpose (n_samples, channels) arrays)")
             if not np.all(np.isfinite(y)):
                 raise MtdtlError("waveform contains NaN or infinite samples")
             y = downmix(y if y.ndim == 2 else y[None])
@@ -880,11 +881,12 @@ def extract_files(checkpoint: Any, audio_paths: Iterable[Any], *, out: str | os.
     if not paths:
         raise MtdtlError("no audio files given")
     spec = checkpoint
-    if isinstance(checkpoint, (os.PathLike, str)) and not str(checkpoint).startswith(("mfcc", "rand:", "choi:")):
-        weights_file(checkpoint)  # a clear error for a missing checkpoint before anything else
-        spec = Path(checkpoint)
-    kw = {"device": device}
-    ex = get_extractor(spec, batch_size=batch_size, **kw) if not isinstance(spec, Extractor) else spec
+    if isinstance(checkpoint, (os.PathLike, str)):
+        spec = str(checkpoint)
+        if spec != "mfcc" and not spec.startswith(("rand:", "choi:")):
+            weights_file(checkpoint)  # a clear error for a missing checkpoint before anything else
+            spec = Path(checkpoint)
+    ex = get_extractor(spec, batch_size=batch_size, device=device)
     X = np.full((len(paths), ex.dim), np.nan, dtype=np.float32)
     bad: list[str] = []
     for i, v in ex.extract_many(paths, progress=progress):

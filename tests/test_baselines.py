@@ -157,3 +157,6 @@ def test_extract_files_and_cli(checkpoint, wavs, tmp_path, capsys):
     np.testing.assert_allclose(np.load(out2), X[[0, 2]], rtol=1e-5, atol=1e-6)
     rc = main(["-q", "extract", str(tmp_path / "nope"), str(wavs / "a0.wav"), "-o", str(out2)])
     assert rc == 2 and "checkpoint not found" in capsys.readouterr().err
+    # any representation spec works in place of the checkpoint
+    assert main(["-q", "extract", "mfcc", str(wavs / "a0.wav"), "-o", str(out2)]) == 0
+    assert np.load(out2).shape == (1, 120)
