@@ -580,7 +580,12 @@ def build_store(
     # An existing complete store: reuse its clips (same front end and dtype only).
     old: SpectrogramStore | None = None
     if (out / "store.json").is_file():
-        old = SpectrogramStore.open(out)
+        try:
+            old = SpectrogramStore.open(out)
+        except MtdtlError as e:  # a damaged store is rebuilt from scratch, not reused
+            log.warning("existing store in %s cannot be opened (%s); rebuilding it", out, e)
+            (out / "store.json").unlink(missing_ok=True)
+    if old is not None:
         old.front_end.check_compatible(front_end, what=f"existing store {out}")
         if str(old.dtype) != dtype:
             raise MtdtlError(f"existing store {out} is {old.dtype}, requested {dtype}; use another out_dir or delete it")

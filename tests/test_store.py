@@ -238,6 +238,12 @@ def test_rebuild_reuses_a_complete_store(corpus, count_computed, rng):
     count_computed.clear()
     build_store(more, out, base_dir=base, workers=0, progress=False)
     assert "t0" in count_computed and "t1" not in count_computed
+    # A damaged store (array deleted) is rebuilt rather than blocking the build.
+    (out / "spectrograms.npy").unlink()
+    with pytest.raises(MtdtlError, match="spectrograms.npy"):
+        SpectrogramStore.open(out)
+    s3 = build_store(more, out, base_dir=base, workers=0, progress=False)
+    np.testing.assert_array_equal(s3.frames(s3.index_of("t1")), before)
     # A different front end is refused, not mixed in.
     with pytest.raises(MtdtlError, match="hop"):
         build_store(more, out, base_dir=base, workers=0, progress=False, front_end=FrontEnd(hop=512))
