@@ -260,7 +260,7 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            t_parse = time.perf_counter()
+            t_parse, cpu0 = time.perf_counter(), time.process_time()
             score = read_score(work)
             t_parse = time.perf_counter() - t_parse
         except Exception as e:  # noqa: BLE001 - any parse failure skips the work
@@ -349,7 +349,8 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
         "year_range": list(years),
         # seconds spent per stage (for benchmarks; not part of any table)
         "timing": {"parse": round(t_parse, 4), "render": round(t_render, 4),
-                   "bpm": round(t_bpm, 4), "encode": round(time.perf_counter() - t_write, 4)},
+                   "bpm": round(t_bpm, 4), "encode": round(time.perf_counter() - t_write, 4),
+                   "cpu": round(time.process_time() - cpu0, 4)},
     }
     _atomic_write_text(root / "clips" / f"{tid}.json", _json(rec), only_if_changed=False)
     return rec
