@@ -278,12 +278,15 @@ class ModelExtractor(Extractor):
         Tracks longer than this are streamed in blocks.
     prefetch : int
         Tracks decoded ahead in a background thread (0: decode in the calling thread).
+    channels_last : bool, optional
+        Run the network in channels-last memory format (default: on CPU, where oneDNN's
+        convolutions are faster that way; same numbers within float rounding).
     """
 
     def __init__(self, model: torch.nn.Module, *, front_end: Any, scaler_mean: Any, scaler_std: Any,
                  name: str = "model", key: str | None = None, batch_size: int = 256,
                  device: str | torch.device | None = None, max_seconds_in_memory: float = 600.0,
-                 prefetch: int = 2, meta: dict | None = None):
+                 prefetch: int = 2, channels_last: bool | None = None, meta: dict | None = None):
         from mtdtl.audio import MelSpectrogramDB
 
         if not hasattr(model, "features") or not hasattr(model, "feature_dim"):
@@ -299,6 +302,9 @@ class ModelExtractor(Extractor):
             raise MtdtlError("scaler has NaN/inf values or a non-positive std; the checkpoint's scaler is broken")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
+        self.channels_last = self.device.type == "cpu" if channels_last is None else bool(channels_last)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.mel = MelSpectrogramDB(fe).to(self.device)
         self.mean = torch.from_numpy(mean).to(self.device)
         self.std = torch.from_numpy(std).to(self.device)
@@ -361,6 +367,8 @@ class ModelExtractor(Extractor):
         out = []
         for i in range(0, S.shape[0], self.batch_size):
             x = (S[i:i + self.batch_size].to(self.device, torch.float32) - self.mean) / self.std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             out.append(self.model.features(x).float())
         if not out:
             return torch.zeros(0, self.feature_dim, device=self.device)
