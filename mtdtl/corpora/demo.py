@@ -528,8 +528,9 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
             lw, tw = plan_works(list_works(c), nl, nt, seed=seed,
                                 max_per_group=None if table is None else MAX_PER_GROUP)
             cands[(c, "learning")], cands[(c, "target")] = lw, tw
-            need[(c, "learning")] = len(lw) if nl is None else nl
-            need[(c, "target")] = len(tw) if nt is None else nt
+            # a size may ask for more works than a small collection has: take them all
+            need[(c, "learning")] = len(lw) if nl is None else min(nl, len(lw))
+            need[(c, "target")] = len(tw) if nt is None else min(nt, len(tw))
 
     results: dict[str, dict] = {}   # source work id -> record
     rendered: list[str] = []

@@ -117,7 +117,8 @@ COLLECTIONS: dict[str, Collection] = {c.key: c for c in [
     Collection("string_quartets", "", ("beethoven/**/*.mxl", "mozart/**/*.mxl",
                                         "haydn/**/*.mxl"), "", (1762, 1826),
                "string_quartet", "classical/classical_period/string_quartet", "classical",
-               (72, 150), ("classical", "chamber music", "string quartet", "viennese")),
+               (72, 150), ("classical", "chamber music", "string quartet", "viennese"),
+               exclude=("movement1_exposition",)),  # mozart/k545 is a piano sonata
 ]}
 
 # Years of the Essen sub-collections (publication of the source collection; approximate).
