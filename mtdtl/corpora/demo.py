@@ -629,9 +629,10 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
     _atomic_write_text(root / "clips.csv", _csv(recs[extra_cols]))
 
     wall = time.perf_counter() - t0
+    label = "custom" if works is not None else size
     counts = {f"{p}/{s}": int(n) for (p, s), n in recs.groupby(["part", "split"]).size().items()}
     report = {
-        "size": size, "seed": seed, "n_clips": len(recs), "n_skipped": len(skipped),
+        "size": label, "seed": seed, "n_clips": len(recs), "n_skipped": len(skipped),
         "skipped": [{k: r.get(k) for k in ("source_id", "work_id", "collection", "stage",
                                            "error")} for r in skipped],
         "shortfall": shortfall, "rendered_this_run": sorted(rendered),
@@ -642,7 +643,7 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
     }
     _atomic_write_text(root / "build_report.json", _json(report), only_if_changed=False)
     info = {
-        "name": f"demo-{size}-seed{seed}", "kind": "demo", "size": size, "seed": seed,
+        "name": f"demo-{label}-seed{seed}", "kind": "demo", "size": label, "seed": seed,
         "parameters": {"clip_seconds": CLIP_SECONDS, "sample_rate": SR, "channels": N_CHANNELS,
                        "soundfont": SOUNDFONT_NAME, "render_version": RENDER_VERSION,
                        "max_per_group": MAX_PER_GROUP,
