@@ -42,5 +42,17 @@ def tiny_store(tiny_corpus, tmp_path_factory) -> Path:
     return preprocess_corpus(tiny_corpus, out, k=8, seed=0, progress=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_data_dir(tmp_path_factory):
+    """Keep everything the tests write (feature caches, default stores) out of ~/.cache."""
+    old = os.environ.get("MTDTL_DATA_DIR")
+    os.environ["MTDTL_DATA_DIR"] = str(tmp_path_factory.mktemp("mtdtl_data"))
+    yield
+    if old is None:
+        os.environ.pop("MTDTL_DATA_DIR", None)
+    else:
+        os.environ["MTDTL_DATA_DIR"] = old
+
+
 def pytest_configure(config):
     os.environ.setdefault("MTDTL_NUM_THREADS", "2")
