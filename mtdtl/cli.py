@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_c.set_defaults(func=_cmd_corpus_demo)
 
     demo = sub.add_parser("demo", help="main job: corpus, preprocess, train, evaluate (papermill walkthrough)")
-    demo.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
+    demo.add_argument("-o", "--out", type=Path, default=Path("papermill_runs/demo"),
+                      help="output folder (default: papermill_runs/demo)")
     demo.add_argument("--size", default="small")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--arch", default="ms_cr@6")
