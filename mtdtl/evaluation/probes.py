@@ -1,0 +1,315 @@
+"""Classification and regression probes: a small MLP on a representation's features.
+
+What
+    The paper's target-dataset models for classification and regression (Kim et al., 2019,
+    Section 4.4.2): a multi-layer perceptron with two hidden layers of 256 ReLU units, trained
+    with Adam for 200 iterations (scikit-learn's ``MLPClassifier`` / ``MLPRegressor``), on
+    standardised features (a ``StandardScaler`` fit on the training part, as in the authors'
+    released code with ``standardize=True``). Accuracy for classification, the coefficient of
+    determination R^2 for regression.
+
+Repetitions (Section 4.4)
+    Every dataset is evaluated ``n_repetitions`` times (5 in the paper) and the scores are
+    averaged (:func:`mtdtl.evaluation.results.average_repetitions`):
+
+    - **with a given split** (GTZAN, FMA, IRMAS, emotion): the same train/test split each time,
+      a different seed each time (MLP initialisation and batch order): repetition j uses
+      ``seed + j``. The ``valid`` part is merged into the training part, as in the paper
+      ("we also included the validation split as training data"); nothing is early-stopped,
+      there is no model selection (fixed hyper-parameters).
+    - **without a split** (Extended Ballroom): random folds, stratified by label for
+      classification, as the authors' released code does (``StratifiedKFold(5, shuffle=True)``).
+      Repetition j tests on fold ``j mod n_folds`` of a shuffle seeded by ``seed + j // n_folds``
+      with ``n_folds = round(1 / test_size)``; five repetitions at ``test_size=0.2`` are exactly
+      one 5-fold cross-validation (80% train / 20% test each time). With a ``groups`` array
+      (e.g. artists) the folds keep each group whole (``StratifiedGroupKFold``).
+
+    Regression targets are standardised on the training part before fitting and the
+    predictions mapped back (``TransformedTargetRegressor``), so that R^2 does not depend on
+    the label scale (emotion labels on 1-9 or 0-1 give the same scores).
+
+Functions, in mir_eval's shape: :func:`validate` (raises :class:`~mtdtl.errors.MtdtlError`),
+the metrics :func:`accuracy` and :func:`r2`, :func:`make_probe` (the model), :func:`probe_splits`
+(the repetition plan), :func:`evaluate` (metrics of one set of predictions, a flat dict metric ->
+float) and :func:`evaluate_probe` (fit and score every repetition, one flat dict each).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from mtdtl.errors import MtdtlError
+from mtdtl.log import get_logger
+
+__all__ = [
+    "TASKS", "HIDDEN", "MAX_ITER", "validate", "accuracy", "r2", "make_probe", "probe_splits",
+    "evaluate", "evaluate_probe",
+]
+
+log = get_logger(__name__)
+
+#: Probe task types.
+TASKS = ("classification", "regression")
+#: Hidden layer sizes of the MLP (Section 4.4.2).
+HIDDEN = (256, 256)
+#: Adam iterations (epochs) of the MLP (Section 4.4.2).
+MAX_ITER = 200
+#: Values a split array may hold.
+SPLITS = ("train", "valid", "test")
+
+
+def validate(X, y, *, task: str, split=None, groups=None) -> tuple:
+    """Check features, labels, split and groups; return them as arrays.
+
+    Parameters
+    ----------
+    X : array-like [shape=(n_tracks, n_features)]
+        Features; finite.
+    y : array-like [shape=(n_tracks,)]
+        Class labels (any hashable values) or real-valued targets (finite).
+    task : {"classification", "regression"}
+    split : array-like [shape=(n_tracks,)] of {"train", "valid", "test"}, optional
+    groups : array-like [shape=(n_tracks,)], optional
+        Group of each track (e.g. artist) for group-aware random folds.
+
+    Returns
+    -------
+    X : np.ndarray [shape=(n_tracks, n_features)] float64
+    y : np.ndarray [shape=(n_tracks,)]
+    split : np.ndarray of str or None
+    groups : np.ndarray or None
+
+    Raises
+    ------
+    MtdtlError
+        Unknown task; X not 2-D; NaN or infinite features; feature and label counts differ;
+        NaN targets; fewer than 2 classes, or a class with a single track where folds are
+        random; a split with unknown values or without training or test tracks.
+    """
+    if task not in TASKS:
+        raise MtdtlError(f"unknown probe task {task!r}; use one of {TASKS}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise MtdtlError(f"features must be 2-D (tracks x dims), got shape {X.shape}")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise MtdtlError(f"labels must be 1-D (one per track), got shape {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise MtdtlError(f"{X.shape[0]} feature rows but {y.shape[0]} labels: features and labels "
+                         "must describe the same tracks in the same order")
+    if X.shape[0] < 4:
+        raise MtdtlError(f"{X.shape[0]} tracks are too few to train and test a probe")
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise MtdtlError(f"features have NaN or infinite values in {int(bad.sum())} of {len(X)} rows "
+                         f"(first: row {int(np.flatnonzero(bad)[0])}): re-extract those tracks or drop them")
+    if task == "regression":
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise MtdtlError(f"regression targets must be numbers: {exc}") from None
+        if not np.isfinite(y).all():
+            raise MtdtlError(f"{int((~np.isfinite(y)).sum())} regression targets are NaN or infinite")
+    else:
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise MtdtlError(f"{int(np.isnan(y).sum())} class labels are missing (NaN)")
+        if y.dtype == object and any(v is None for v in y):
+            raise MtdtlError("some class labels are missing (None)")
+    if split is not None:
+        split = np.asarray(split).astype(str)
+        if split.shape != y.shape:
+            raise MtdtlError(f"split has {split.shape[0]} entries for {y.shape[0]} tracks")
+        unknown = sorted(set(np.unique(split)) - set(SPLITS))
+        if unknown:
+            raise MtdtlError(f"unknown split values {unknown}; use {SPLITS}")
+        train = split != "test"
+        if not (split == "test").any() or not train.any():
+            raise MtdtlError(f"the split has {int(train.sum())} training (train + valid) and "
+                             f"{int((~train).sum())} test tracks: both must be non-empty")
+        if task == "classification":
+            n_train_classes = len(np.unique(y[train]))
+            if n_train_classes < 2:
+                raise MtdtlError(f"the training part has {n_train_classes} class(es): a classifier "
+                                 "needs at least 2")
+            unseen = sorted(set(map(str, np.unique(y[~train]))) - set(map(str, np.unique(y[train]))))
+            if unseen:
+                log.warning("test classes %s never occur in training: they cannot be predicted", unseen)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != y.shape:
+            raise MtdtlError(f"groups has {groups.shape[0]} entries for {y.shape[0]} tracks")
+    if task == "classification":
+        classes, counts = np.unique(y, return_counts=True)
+        if len(classes) < 2:
+            raise MtdtlError(f"labels have {len(classes)} class(es): a classifier needs at least 2")
+        if split is None and counts.min() < 2:
+            few = [str(c) for c, n in zip(classes, counts) if n < 2]
+            raise MtdtlError(f"classes {few} have a single track: random stratified folds need at "
+                             "least 2 per class (drop those classes or give a split)")
+    return X, y, split, groups
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of tracks whose predicted class is the true class."""
+    return float(accuracy_score(y_true, y_pred))
+
+
+def r2(y_true, y_pred) -> float:
+    """Coefficient of determination ``1 - SS_res / SS_tot`` (can be negative)."""
+    return float(r2_score(y_true, y_pred))
+
+
+def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
+               max_iter: int = MAX_ITER):
+    """The probe model: StandardScaler, then an MLP (ReLU, Adam) with ``hidden`` layers.
+
+    Regression targets are standardised too (:class:`~sklearn.compose.TransformedTargetRegressor`).
+
+    Returns
+    -------
+    sklearn estimator
+    """
+    kw = dict(hidden_layer_sizes=tuple(hidden), activation="relu", solver="adam",
+              max_iter=max_iter, random_state=seed)
+    if task == "classification":
+        return Pipeline([("scale", StandardScaler()), ("mlp", MLPClassifier(**kw))])
+    if task == "regression":
+        return TransformedTargetRegressor(
+            regressor=Pipeline([("scale", StandardScaler()), ("mlp", MLPRegressor(**kw))]),
+            transformer=StandardScaler())
+    raise MtdtlError(f"unknown probe task {task!r}; use one of {TASKS}")
+
+
+def _group_folds(groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold of every track such that groups stay whole and folds are about equal in size."""
+    uniq, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    if len(uniq) < n_folds:
+        raise MtdtlError(f"{len(uniq)} groups cannot be split into {n_folds} folds")
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    load = np.zeros(n_folds)
+    fold_of_group = np.empty(len(uniq), dtype=np.int64)
+    for g in order:
+        f = int(np.argmin(load))
+        fold_of_group[g] = f
+        load[f] += sizes[g]
+    return fold_of_group[inverse]
+
+
+def probe_splits(y, *, task: str, split=None, groups=None, n_repetitions: int = 5,
+                 test_size: float = 0.2, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """The repetition plan: (train indices, test indices, model seed) per repetition.
+
+    See the module docstring for the protocol.
+    """
+    y = np.asarray(y)
+    n = len(y)
+    if n_repetitions < 1:
+        raise MtdtlError(f"n_repetitions must be >= 1, got {n_repetitions}")
+    if split is not None:
+        split = np.asarray(split).astype(str)
+        train = np.flatnonzero(split != "test")
+        test = np.flatnonzero(split == "test")
+        return [(train, test, seed + j) for j in range(n_repetitions)]
+    if not 0 < test_size < 1:
+        raise MtdtlError(f"test_size must lie in (0, 1), got {test_size}")
+    n_folds = max(2, int(round(1 / test_size)))
+    plans = []
+    cache: dict[int, list] = {}
+    for j in range(n_repetitions):
+        shuffle_seed = seed + j // n_folds
+        if shuffle_seed not in cache:
+            X_dummy = np.zeros((n, 1))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "least populated class has only..."
+                if groups is not None and task == "classification":
+                    cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=shuffle_seed)
+                    folds = list(cv.split(X_dummy, y, groups))
+                elif groups is not None:
+                    fold = _group_folds(np.asarray(groups), n_folds, shuffle_seed)
+                    folds = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(n_folds)]
+                elif task == "classification":
+                    cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=shuffle_seed)
+                    folds = list(cv.split(X_dummy, y))
+                else:
+                    cv = KFold(n_splits=n_folds, shuffle=True, random_state=shuffle_seed)
+                    folds = list(cv.split(X_dummy))
+            cache[shuffle_seed] = folds
+        train, test = cache[shuffle_seed][j % n_folds]
+        plans.append((np.sort(train), np.sort(test), seed + j))
+    return plans
+
+
+def evaluate(y_true, y_pred, *, task: str) -> dict[str, float]:
+    """Metrics of one set of predictions: ``{"accuracy": ...}`` or ``{"r2": ...}``."""
+    if task == "classification":
+        return {"accuracy": accuracy(y_true, y_pred)}
+    if task == "regression":
+        return {"r2": r2(y_true, y_pred)}
+    raise MtdtlError(f"unknown probe task {task!r}; use one of {TASKS}")
+
+
+def _fit_score(X, y, train, test, task, model_seed, hidden, max_iter) -> dict[str, float]:
+    model = make_probe(task, seed=model_seed, hidden=hidden, max_iter=max_iter)
+    # A 256-unit MLP on a few thousand tracks gains nothing from threaded BLAS, and BLAS
+    # threads that busy-wait between the many small products make it several times slower on
+    # a loaded machine: one thread per fit, and parallel repetitions (n_jobs) instead.
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        # the paper fixes 200 iterations: not converging within them is part of the protocol
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[train], y[train])
+        y_pred = model.predict(X[test])
+    return evaluate(y[test], y_pred, task=task)
+
+
+def evaluate_probe(X, y, *, task: str, split=None, groups=None, n_repetitions: int = 5,
+                   test_size: float = 0.2, seed: int = 0, hidden: Sequence[int] = HIDDEN,
+                   max_iter: int = MAX_ITER, n_jobs: int | None = None) -> list[dict[str, float]]:
+    """Fit and score the MLP probe ``n_repetitions`` times (Section 4.4.2).
+
+    Parameters
+    ----------
+    X : array-like [shape=(n_tracks, n_features)]
+        A representation's features of the target tracks.
+    y : array-like [shape=(n_tracks,)]
+        Class labels or regression targets.
+    task : {"classification", "regression"}
+    split : array-like [shape=(n_tracks,)] of {"train", "valid", "test"}, optional
+        The dataset's split; ``valid`` is merged into training. None: random folds.
+    groups : array-like [shape=(n_tracks,)], optional
+        Keep each group (e.g. artist) whole in random folds.
+    n_repetitions : int
+        Repetitions (5 in the paper).
+    test_size : float
+        Test fraction of random folds (0.2).
+    seed : int
+        Base seed (see the module docstring).
+    hidden, max_iter
+        MLP hidden layers and Adam iterations (paper: (256, 256), 200).
+    n_jobs : int, optional
+        Repetitions fit in parallel with joblib (default: one after the other).
+
+    Returns
+    -------
+    list of dict
+        One flat dict per repetition: ``{"accuracy": float}`` or ``{"r2": float}``.
+    """
+    X, y, split, groups = validate(X, y, task=task, split=split, groups=groups)
+    plan = probe_splits(y, task=task, split=split, groups=groups, n_repetitions=n_repetitions,
+                        test_size=test_size, seed=seed)
+    if n_jobs is not None and n_jobs != 1:
+        from joblib import Parallel, delayed
+
+        return list(Parallel(n_jobs=n_jobs)(
+            delayed(_fit_score)(X, y, tr, te, task, s, hidden, max_iter) for tr, te, s in plan))
+    return [_fit_score(X, y, tr, te, task, s, hidden, max_iter) for tr, te, s in plan]

@@ -1,0 +1,141 @@
+"""MLP probes: invariants on synthetic data, the repetition plan, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtdtl.errors import MtdtlError
+from mtdtl.evaluation import average_repetitions, evaluate_probe
+from mtdtl.evaluation.probes import (HIDDEN, MAX_ITER, evaluate, make_probe, probe_splits,
+                                     validate)
+
+# small MLP for speed where the paper's size is not the point
+SMALL = dict(hidden=(32,), max_iter=100)
+
+
+def _blobs(rng, n_per_class=30, n_classes=3, dim=8, sep=8.0):
+    centers = rng.standard_normal((n_classes, dim)) * sep
+    X = np.concatenate([c + rng.standard_normal((n_per_class, dim)) for c in centers])
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return X, y
+
+
+def test_paper_model_settings():
+    pipe = make_probe("classification", seed=3)
+    mlp = pipe.named_steps["mlp"]
+    assert HIDDEN == (256, 256) and MAX_ITER == 200
+    assert mlp.hidden_layer_sizes == (256, 256) and mlp.activation == "relu"
+    assert mlp.solver == "adam" and mlp.max_iter == 200 and mlp.random_state == 3
+    assert not mlp.early_stopping
+    reg = make_probe("regression", seed=1)
+    assert reg.regressor.named_steps["mlp"].hidden_layer_sizes == (256, 256)
+
+
+def test_separable_classes_score_near_one(rng):
+    X, y = _blobs(rng)
+    evals = evaluate_probe(X, y, task="classification", n_repetitions=5, seed=0, **SMALL)
+    assert len(evals) == 5 and all(set(e) == {"accuracy"} for e in evals)
+    assert average_repetitions(evals)["accuracy"] >= 0.97
+
+
+def test_noise_scores_near_chance(rng):
+    X = rng.standard_normal((200, 10))
+    y = rng.integers(0, 4, 200)
+    acc = average_repetitions(evaluate_probe(X, y, task="classification", n_repetitions=5,
+                                             **SMALL))["accuracy"]
+    assert 0.1 < acc < 0.42  # chance 0.25
+
+
+def test_linear_target_high_r2(rng):
+    X = rng.standard_normal((300, 6))
+    y = 3.0 + X @ rng.standard_normal(6) + 0.05 * rng.standard_normal(300)
+    kw = dict(hidden=(64,), max_iter=200)
+    r2 = average_repetitions(evaluate_probe(X, y, task="regression", n_repetitions=2, **kw))["r2"]
+    assert r2 > 0.9
+    # the probe standardises the target: rescaling labels does not change R^2
+    r2_scaled = average_repetitions(evaluate_probe(X, y / 9.0, task="regression",
+                                                   n_repetitions=2, **kw))["r2"]
+    assert abs(r2 - r2_scaled) < 1e-6
+
+
+def test_noise_target_r2_not_positive(rng):
+    X = rng.standard_normal((120, 5))
+    y = rng.standard_normal(120)
+    r2 = average_repetitions(evaluate_probe(X, y, task="regression", n_repetitions=2, **SMALL))["r2"]
+    assert r2 < 0.1
+
+
+def test_given_split_same_test_set_different_seeds(rng):
+    X, y = _blobs(rng, n_per_class=10)
+    split = np.array(["train"] * len(y), dtype=object)
+    split[::4] = "test"
+    split[1::4] = "valid"
+    plan = probe_splits(y, task="classification", split=split, n_repetitions=3, seed=7)
+    assert [s for _, _, s in plan] == [7, 8, 9]
+    for train, test, _ in plan:
+        assert set(test) == set(np.flatnonzero(split == "test"))
+        # valid is merged into train
+        assert set(train) == set(np.flatnonzero(split != "test"))
+
+
+def test_random_folds_partition_and_stratify(rng):
+    y = np.repeat([0, 1, 2], [50, 30, 20])
+    plan = probe_splits(y, task="classification", n_repetitions=5, seed=0)
+    tests = np.concatenate([te for _, te, _ in plan])
+    assert sorted(tests) == list(range(100))  # 5 repetitions = one 5-fold CV
+    for train, test, _ in plan:
+        assert not set(train) & set(test)
+        assert np.bincount(y[test]).tolist() == [10, 6, 4]
+    # repetitions beyond the fold count reshuffle
+    more = probe_splits(y, task="classification", n_repetitions=6, seed=0)
+    assert not np.array_equal(more[5][1], more[0][1])
+    # deterministic
+    again = probe_splits(y, task="classification", n_repetitions=5, seed=0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(plan, again))
+
+
+def test_group_folds_keep_groups_whole(rng):
+    y = rng.integers(0, 2, 120)
+    groups = np.repeat(np.arange(30), 4)
+    for task in ("classification", "regression"):
+        for train, test, _ in probe_splits(y, task=task, groups=groups, n_repetitions=5):
+            assert not set(groups[train]) & set(groups[test])
+
+
+def test_evaluate_metric_dicts():
+    assert evaluate([0, 1, 1], [0, 1, 0], task="classification") == {"accuracy": pytest.approx(2 / 3)}
+    assert evaluate([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], task="regression") == {"r2": 1.0}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(task="clustering"), "unknown probe task"),
+    (dict(X_nan=True), "NaN or infinite"),
+    (dict(n_labels=19), "20 feature rows but 19 labels"),
+    (dict(y_single=True), "single track"),
+    (dict(split=["train"] * 20), "both must be non-empty"),
+    (dict(split=["train", "dev"] * 10), "unknown split values"),
+    (dict(one_class=True), "at least 2"),
+])
+def test_bad_input(rng, kwargs, match):
+    X = rng.standard_normal((20, 3))
+    y = np.repeat([0, 1], 10)
+    task = kwargs.get("task", "classification")
+    if kwargs.get("X_nan"):
+        X[3, 1] = np.nan
+    if "n_labels" in kwargs:
+        y = y[: kwargs["n_labels"]]
+    if kwargs.get("y_single"):
+        y = y.copy()
+        y[0] = 5
+    if kwargs.get("one_class"):
+        y = np.zeros(20, dtype=int)
+    with pytest.raises(MtdtlError, match=match):
+        validate(X, y, task=task, split=kwargs.get("split"))
+
+
+def test_nan_regression_target(rng):
+    y = rng.standard_normal(20)
+    y[2] = np.inf
+    with pytest.raises(MtdtlError, match="NaN or infinite"):
+        evaluate_probe(rng.standard_normal((20, 3)), y, task="regression")
