@@ -113,10 +113,13 @@ def _ratio(X: sp.csr_matrix, rows: np.ndarray, theta: np.ndarray, phiT: np.ndarr
     ll = 0.0
     for a in range(0, x.size, chunk):
         b = min(a + chunk, x.size)
-        wh = np.einsum("ij,ij->i", theta[rows[a:b]], phiT[cols[a:b]])
+        # np.take is several times faster than fancy indexing for row gathers.
+        wh = np.einsum("ij,ij->i", np.take(theta, rows[a:b], axis=0), np.take(phiT, cols[a:b], axis=0))
         np.maximum(wh, _TINY, out=wh)
-        ratio[a:b] = x[a:b] / wh
-        ll += float(np.dot(x[a:b].astype(np.float64), np.log(wh, dtype=np.float64)))
+        np.divide(x[a:b], wh, out=ratio[a:b])
+        # log in float32, sum in float64. Not np.dot: a BLAS call per chunk stalls when BLAS
+        # threads compete with other processes; np.log(..., dtype=float64) is also slow.
+        ll += float(np.multiply(x[a:b], np.log(wh), dtype=np.float64).sum())
     R = sp.csr_matrix((ratio, X.indices, X.indptr), shape=X.shape)
     return R, ll
 
@@ -227,7 +230,8 @@ class PLSA:
                     it -= 1  # this pass only measured the previous update
                     break
             # M-step from the same R (pLSA EM: both factors from one E-step).
-            theta_new = theta * np.asarray(R @ phi.T, dtype=np.float32)
+            theta_new = np.asarray(R @ phi.T, dtype=np.float32)  # fresh array: update in place
+            theta_new *= theta
             theta_new *= inv_n
             theta_new[empty] = 1.0 / k
             phi_new = phi * np.asarray((R.T @ theta).T, dtype=np.float32)
@@ -241,7 +245,7 @@ class PLSA:
 
         self.theta_ = _normalise_rows(theta)
         self.phi_ = np.ascontiguousarray(phi, dtype=np.float32)
-        weights = (n_d.astype(np.float64) * self.theta_).sum(axis=0)
+        weights = (self.theta_.T @ n_d.ravel()).astype(np.float64)
         self.p_z_ = weights / weights.sum()
         self.log_likelihood_ = lls
         self.n_iter_ = it
@@ -288,13 +292,16 @@ class PLSA:
                 if (ll - prev) / max(abs(prev), 1e-300) < self.fold_in_tol:
                     break
             prev = ll
-            theta = theta * np.asarray(R @ phiT, dtype=np.float32)
-            theta *= inv_n
+            update = np.asarray(R @ phiT, dtype=np.float32)
+            update *= theta
+            update *= inv_n
+            theta = update
             theta[empty] = 1.0 / k
         return _normalise_rows(theta)
 
     # ------------------------------------------------------------------ inspection
-    def topic_terms(self, vocab, n: int = 10, *, long: bool = False, prefix: str = "topic") -> pd.DataFrame:
+    def topic_terms(self, vocab, n: int = 10, *, long: bool = False, prefix: str = "topic",
+                    min_p: float = 1e-6) -> pd.DataFrame:
         """Strongest terms per topic (the paper's Table 2).
 
         Parameters
@@ -305,6 +312,9 @@ class PLSA:
             ``False``: one row per topic with columns ``topic`` (``f"{prefix}{i+1}"``), ``weight``
             (the topic's share of all counts) and ``terms`` (comma-separated, strongest first).
             ``True``: tidy rows ``topic, rank, term, p`` (P(w | z)).
+        min_p : float
+            Leave out terms with P(w | z) below this (EM drives unused terms to ~0; a topic of
+            a small vocabulary can have fewer than ``n`` real terms). The strongest term stays.
         """
         self._check_fitted()
         vocab = np.asarray([str(v) for v in vocab], dtype=object)
@@ -313,18 +323,19 @@ class PLSA:
             raise MtdtlError(f"topic_terms needs {m} vocabulary entries, got {len(vocab)}")
         n = max(1, min(int(n), m))
         order = np.argsort(-self.phi_, axis=1, kind="stable")[:, :n]
+        top = [[j for r, j in enumerate(order[z]) if r == 0 or self.phi_[z, j] >= min_p] for z in range(k)]
         names = [f"{prefix}{i + 1}" for i in range(k)]
         if long:
             recs = [
                 {"topic": names[z], "rank": r + 1, "term": vocab[j], "p": float(self.phi_[z, j])}
                 for z in range(k)
-                for r, j in enumerate(order[z])
+                for r, j in enumerate(top[z])
             ]
             return pd.DataFrame.from_records(recs, columns=["topic", "rank", "term", "p"])
         return pd.DataFrame(
             {
                 "topic": names,
                 "weight": np.round(self.p_z_, 6),
-                "terms": [", ".join(vocab[order[z]]) for z in range(k)],
+                "terms": [", ".join(vocab[top[z]]) for z in range(k)],
             }
         )
