@@ -276,3 +276,20 @@ def test_failed_source_leaves_nothing_half_written(tables, tmp_path):
     assert names == ["bpm.npz"]  # finished before the failure; no partial tag/year, no temp files
     out = reduce_sources(tables, tmp_path, train_ids=TRAIN, track_ids=IDS, k=3, sources=["bpm", "tag", "year"], progress=False)
     assert list(out) == ["bpm", "tag", "year"]
+
+
+def test_errors_name_the_corpus_file_and_line(tables, tmp_path):
+    class FakeCorpus:  # what reduce_sources needs of mtdtl.corpora.Corpus
+        root = tmp_path
+
+        def labels(self, name):
+            return bad[name]
+
+    bad = dict(tables)
+    bad["tag"] = tables["tag"].copy()
+    bad["tag"].loc[5, "count"] = -1
+    with pytest.raises(MtdtlError, match=r"labels/tag.csv, line 7 has count = -1.0"):
+        reduce_sources(FakeCorpus(), tmp_path / "store", train_ids=TRAIN, k=2, sources=["tag"], progress=False)
+    bad["year"] = pd.concat([tables["year"], tables["year"].iloc[[2]]], ignore_index=True)
+    with pytest.raises(MtdtlError, match=r"'T002' has 2 rows in .*labels/year.csv \(rows 3, 61\)"):
+        get_source("year").fit(FakeCorpus(), train_ids=TRAIN, k=2)

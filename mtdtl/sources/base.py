@@ -360,13 +360,26 @@ class Source:
                     "{table name: DataFrame} or a corpus"
                 )
             return {self.inputs[0]: raw}
+        self.origins = {}
         if hasattr(raw, "labels") and callable(raw.labels):
+            root = getattr(raw, "root", None)
+            if root is not None:  # a corpus: errors can name its files (labels/<name>.csv)
+                self.origins = {name: Path(root) / "labels" / f"{name}.csv" for name in self.inputs}
             return {name: raw.labels(name) for name in self.inputs}
         try:
             return {name: raw[name] for name in self.inputs}
         except (KeyError, TypeError):
             have = list(raw) if hasattr(raw, "keys") else type(raw).__name__
             raise MtdtlError(f"source {self.name!r} needs the label tables {list(self.inputs)}; got {have}") from None
+
+    def where(self, table: str, row: int | None = None) -> str:
+        """Where a raw value came from, for error messages: ``<corpus>/labels/<table>.csv, line
+        N`` when the tables came from a corpus (one header line), else ``label table 'x' row N``
+        (``row``: 0-based position in the table)."""
+        path = getattr(self, "origins", {}).get(table)
+        if path is not None:
+            return f"{path}" + ("" if row is None else f", line {row + 2}")
+        return f"label table {table!r}" + ("" if row is None else f" row {row + 1}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, kind={self.kind!r})"

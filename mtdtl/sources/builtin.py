@@ -71,14 +71,19 @@ def ids_fingerprint(ids) -> str:
     return h.hexdigest()
 
 
-def _need_columns(df: pd.DataFrame, cols, *, source: str, table: str) -> None:
+def _need_columns(df: pd.DataFrame, cols, *, source: Source, table: str) -> None:
     if not isinstance(df, pd.DataFrame):
-        raise MtdtlError(f"source {source!r}: label table {table!r} must be a DataFrame, got {type(df).__name__}")
+        raise MtdtlError(f"source {source.name!r}: {source.where(table)} must be a DataFrame, got {type(df).__name__}")
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise MtdtlError(
-            f"source {source!r}: label table {table!r} lacks columns {missing} (has {list(df.columns)})"
+            f"source {source.name!r}: {source.where(table)} lacks columns {missing} (has {list(df.columns)})"
         )
+
+
+def _show(value) -> str:
+    """A raw value for an error message (numpy scalars as plain Python values)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _ids(series: pd.Series) -> np.ndarray:
@@ -127,7 +132,7 @@ class SelfSource(Source):
 
     def _reduce(self, raw, *, train_ids, track_ids, seed) -> ReducedLabels:
         (table, df), = self.tables(raw).items()
-        _need_columns(df, ["track_id"], source=self.name, table=table)
+        _need_columns(df, ["track_id"], source=self, table=table)
         ids = set(_ids(df["track_id"]))
         universe, train = _universe(train_ids, track_ids, ids)
         z = {t: np.zeros(0, np.float32) for t in universe if t in ids}
@@ -162,26 +167,27 @@ class GMMSource(Source):
 
     def _values(self, raw, track_ids, train_ids):
         (table, df), = self.tables(raw).items()
-        _need_columns(df, ["track_id", self.column], source=self.name, table=table)
+        _need_columns(df, ["track_id", self.column], source=self, table=table)
         ids = _ids(df["track_id"])
         dup = pd.Series(ids).duplicated(keep=False).to_numpy()
         if dup.any():
             t = ids[dup][0]
             raise MtdtlError(
-                f"source {self.name!r}: track {t!r} has {int((ids == t).sum())} rows in label table "
-                f"{table!r}; each track needs exactly one {self.column}"
+                f"source {self.name!r}: track {t!r} has {int((ids == t).sum())} rows in {self.where(table)} "
+                f"(rows {', '.join(str(i + 1) for i in np.flatnonzero(ids == t)[:5])}); each track needs exactly one "
+                f"{self.column}"
             )
         vals = pd.to_numeric(df[self.column], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isnan(vals) & df[self.column].notna().to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise MtdtlError(
-                f"source {self.name!r}: label table {table!r} row {i + 1} ({ids[i]}): "
-                f"{self.column} {df[self.column].iloc[i]!r} is not a number"
+                f"source {self.name!r}: {self.where(table, i)} ({ids[i]}): "
+                f"{self.column} {_show(df[self.column].iloc[i])} is not a number"
             )
         if np.isinf(vals).any():
             i = int(np.flatnonzero(np.isinf(vals))[0])
-            raise MtdtlError(f"source {self.name!r}: label table {table!r} row {i + 1} ({ids[i]}): infinite {self.column}")
+            raise MtdtlError(f"source {self.name!r}: {self.where(table, i)} ({ids[i]}): infinite {self.column}")
         universe, train = _universe(train_ids, track_ids, ids)
         values = dict(zip(ids, vals))
         return universe, train, values, len(set(ids) - set(universe))
@@ -213,7 +219,7 @@ class GMMSource(Source):
         counts, edges = np.histogram(x_train, bins=self.n_bins)
         meta = {
             "method": "GMM posterior", "k": k, "seed": seed, "column": self.column,
-            "n_train": int(x_train.size), "converged": self.gmm_.converged_,
+            "n_train": int(x_train.size), "n_distinct": self.gmm_.n_distinct_, "converged": self.gmm_.converged_,
             "standardise": [self.gmm_.shift_, self.gmm_.scale_],
             "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
             "missing_reasons": _reason_counts({t: reasons.get(t, NO_LABELS) for t in universe if t not in z}),
@@ -271,15 +277,15 @@ class CountSource(Source):
         table = table or self.inputs[0]
         df = tables[table]
         cols = ["track_id", self.term_col] + ([self.count_col] if self.count_col else [])
-        _need_columns(df, cols, source=self.name, table=table)
+        _need_columns(df, cols, source=self, table=table)
         if self.count_col:
             cnt = pd.to_numeric(df[self.count_col], errors="coerce").to_numpy(dtype=np.float64)
             bad = ~np.isfinite(cnt) | (cnt < 0)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise MtdtlError(
-                    f"source {self.name!r}: label table {table!r} row {i + 1} has {self.count_col} = "
-                    f"{df[self.count_col].iloc[i]!r}; counts must be finite numbers >= 0"
+                    f"source {self.name!r}: {self.where(table, i)} has {self.count_col} = "
+                    f"{_show(df[self.count_col].iloc[i])}; counts must be finite numbers >= 0"
                 )
         else:
             cnt = np.ones(len(df))
@@ -287,7 +293,7 @@ class CountSource(Source):
         empty = terms == ""
         if empty.any():
             i = int(np.flatnonzero(empty)[0])
-            raise MtdtlError(f"source {self.name!r}: label table {table!r} row {i + 1} has an empty {self.term_col}")
+            raise MtdtlError(f"source {self.name!r}: {self.where(table, i)} has an empty {self.term_col}")
         return pd.DataFrame({"track_id": _ids(df["track_id"]), "term": terms, "count": cnt})
 
     # -- document × term matrices
@@ -434,7 +440,7 @@ class ArtistSource(CountSource):
     def _artists(self, tables) -> pd.Series:
         table = self.inputs[0]
         df = tables[table]
-        _need_columns(df, ["track_id", "artist"], source=self.name, table=table)
+        _need_columns(df, ["track_id", "artist"], source=self, table=table)
         ids = _ids(df["track_id"])
         art = df["artist"].astype(str).str.strip().to_numpy(dtype=object)
         art[df["artist"].isna().to_numpy()] = ""
@@ -444,7 +450,7 @@ class ArtistSource(CountSource):
         if dup.any():
             t = s.loc[dup, "track_id"].iloc[0]
             raise MtdtlError(
-                f"source {self.name!r}: track {t!r} has several artists in label table {table!r} "
+                f"source {self.name!r}: track {t!r} has several artists in {self.where(table)} "
                 f"({sorted(s.loc[s['track_id'] == t, 'artist'])}); each track needs one"
             )
         return s.set_index("track_id")["artist"]

@@ -13,6 +13,7 @@ Components are numbered by increasing mean, so component 1 is the slowest tempo 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +21,11 @@ import pandas as pd
 from scipy.stats import norm
 
 from mtdtl.errors import MtdtlError
+from mtdtl.log import get_logger
 
-__all__ = ["ScalarGMM"]
+__all__ = ["ScalarGMM", "mixture_density"]
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -52,6 +56,7 @@ class ScalarGMM:
     shift_: float = 0.0
     scale_: float = 1.0
     converged_: bool = False
+    n_distinct_: int = 0
     _gmm: object = field(default=None, repr=False)
     _order: np.ndarray | None = field(default=None, repr=False)
 
@@ -74,7 +79,14 @@ class ScalarGMM:
             n_components=self.k, covariance_type="full", reg_covar=self.reg_covar,
             max_iter=self.max_iter, n_init=self.n_init, random_state=self.seed,
         )
-        gmm.fit(self._std(x)[:, None])
+        self.n_distinct_ = int(np.unique(x).size)
+        with warnings.catch_warnings():
+            # k-means warns when there are fewer distinct values than components (a few
+            # composers' dates in the demo): expected, the spare components get tiny weights.
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            gmm.fit(self._std(x)[:, None])
+        if self.n_distinct_ < self.k:
+            log.info("GMM: %d distinct training values for k=%d components", self.n_distinct_, self.k)
         order = np.argsort(gmm.means_.ravel(), kind="stable")
         self._gmm, self._order = gmm, order
         self.weights_ = gmm.weights_[order]
