@@ -67,7 +67,7 @@ _TINY = np.float32(1e-30)
 def as_count_matrix(X, *, what: str = "count matrix") -> sp.csr_matrix:
     """``X`` as a float32 CSR matrix with sorted indices, checked finite and non-negative."""
     if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float32)
+        X = sp.csr_matrix(X, dtype=np.float32, copy=True)  # canonicalised below: never touch the caller's
     else:
         arr = np.asarray(X, dtype=np.float32)
         if arr.ndim != 2:

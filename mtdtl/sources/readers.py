@@ -178,6 +178,8 @@ def _read_delimited(path: Path, *, n_cols: int, sep: str, header, header_words=(
             if comment:
                 keep &= ~chunk[0].str.startswith(comment).to_numpy()
             yield chunk[keep].reset_index(drop=True), lines[keep]
+    except UnicodeDecodeError as err:
+        raise MtdtlError(f"{path}: not UTF-8 text ({err})") from None
     except pd.errors.ParserError as err:
         # pandas reports the line number in the file (skipped lines included)
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
