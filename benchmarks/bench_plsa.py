@@ -1,7 +1,7 @@
 """Benchmark: pLSA by sparse EM against scikit-learn's KL-divergence NMF.
 
 The issue's setting: k = 50 topics, 100 iterations, a random sparse 46,000 x 5,000 count
-matrix at 0.2 % density (460,000 non-zeros, counts 1-9) — the paper's 46,490 tracks with a
+matrix at 0.2 % density (about 460,000 non-zeros, counts 1-9) — the paper's 46,490 tracks with a
 5,000-term vocabulary. Both methods run the same number of iterations from a seeded random
 start; each runs in a fresh process so that the peak memory figures are its own:
 
@@ -12,8 +12,8 @@ start; each runs in a fresh process so that the peak memory figures are its own:
 - ``kl_divergence``: D(X || W H) at the end (pLSA: ``sum x log x - sum_d n_d log n_d - L``),
   so both objectives can be compared.
 
-For scale: the dense E-step posterior would be nnz x k x 4 bytes = 92 MB here (and 12 GB for
-the paper's Last.fm tags); the sparse EM keeps O(nnz + (rows + cols) k).
+For scale: the dense E-step posterior would be nnz x k x 4 bytes = 88 MB here (about 9.7 GB for
+the whole Taste Profile, 48 M triplets); the sparse EM keeps O(nnz + (rows + cols) k).
 
 Run: ``python benchmarks/bench_plsa.py [--iters 100] [--k 50] [--skip-sklearn]``.
 PERF.md's reference on a 2-core machine: sparse EM 5.8 s, scikit-learn 11-13 s.
