@@ -427,9 +427,6 @@ class _Run:
             if diff:
                 raise MtdtlError(f"{self.out} holds another run (saved vs asked: {diff}); choose another out_dir "
                                  "or delete that folder")
-            if info["fingerprint"] != self.fingerprint:
-                raise MtdtlError(f"{self.out} was trained on other data (tracks, labels or splits of the store "
-                                 "differ); choose another out_dir")
             if info["epoch"] > cfg.epochs:
                 raise MtdtlError(f"{self.out} already holds {info['epoch']} epochs, more than epochs={cfg.epochs}")
             return info
@@ -756,11 +753,14 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     if not isinstance(config, TrainConfig):
         raise MtdtlError(f"train() takes a TrainConfig, not {type(config).__name__}")
     run = _Run(config, progress=progress)
-    run.open_data()
     info = run.inspect_out_dir()
     if info is not None and info.get("finished") and info["epoch"] >= config.epochs:
         log.info("%s is a finished run (%d epochs); nothing to do", run.out, info["epoch"])
         return run.out
+    run.open_data()
+    if info is not None and info["fingerprint"] != run.fingerprint:
+        raise MtdtlError(f"{run.out} was trained on other data (the store's tracks, labels or splits differ); "
+                         "choose another out_dir")
     old_threads = torch.get_num_threads()
     set_num_threads(config.num_threads)
     try:
@@ -789,6 +789,7 @@ def plot_curves(run_dir: str | os.PathLike):
         One panel per source (``self`` also shows validation accuracy on a second axis).
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     records = read_log(run_dir)
     if not records:
@@ -800,25 +801,27 @@ def plot_curves(run_dir: str | os.PathLike):
     fig = Figure(figsize=(3.4 * cols, 2.6 * rows + 0.4), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     epochs = [r["epoch"] for r in records]
+
+    def series(values):
+        return [np.nan if v is None else v for v in values]
+
     for ax, s in zip(axes.flat, sources):
-        tr = [r["train_loss"].get(s) for r in records]
+        lines = ax.plot(epochs, series(r["train_loss"].get(s) for r in records), marker=".", label="train")
         va = [r.get("valid_loss", {}).get(s) for r in records]
-        ax.plot(epochs, [np.nan if v is None else v for v in tr], marker=".", label="train")
         if any(v is not None for v in va):
-            ax.plot(epochs, [np.nan if v is None else v for v in va], marker=".", label="valid")
+            lines += ax.plot(epochs, series(va), marker=".", label="valid")
         ax.set_title(s)
         ax.set_xlabel("epoch")
         ax.set_ylabel("cross-entropy" if s == "self" else "KL divergence")
-        if s == "self":
-            acc = [r.get("valid_acc", {}).get("self") for r in records]
-            if any(v is not None for v in acc):
-                ax2 = ax.twinx()
-                ax2.plot(epochs, [np.nan if v is None else v for v in acc], color="tab:green", ls="--",
-                         label="valid acc")
-                ax2.set_ylim(0, 1)
-                ax2.set_ylabel("accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        acc = [r.get("valid_acc", {}).get(s) for r in records]
+        if any(v is not None for v in acc):
+            ax2 = ax.twinx()
+            lines += ax2.plot(epochs, series(acc), color="tab:green", ls="--", label="valid accuracy")
+            ax2.set_ylim(0, 1)
+            ax2.set_ylabel("accuracy")
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize="small")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.suptitle(f"{Path(run_dir).name}: learning curves", fontsize="medium")

@@ -1,7 +1,7 @@
 """A small synthetic spectrogram store with reduced labels, for the model and training tests.
 
-Built with the public constructors only: ``mtdtl.store.build_store`` on short noise/chirp clips
-written to disk, and ``mtdtl.sources.ReducedLabels(...).save``.
+Built with the public constructors only: ``mtdtl.store.write_store`` on synthetic dB
+spectrograms and ``mtdtl.sources.ReducedLabels(...).save``.
 """
 
 from __future__ import annotations
@@ -9,44 +9,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from mtdtl.constants import SR
-
-#: Sources of the synthetic store, and the tracks (by position) that lack each one.
-SOURCES = ("self", "bpm", "year", "tag")
-MISSING = {"year": (0, 9), "tag": (3,)}
+#: Sources of the synthetic store, and the tracks (by position) that lack each one. ``artist``
+#: has labels for validation tracks only (a source with nothing to train on: bad input).
+SOURCES = ("self", "bpm", "year", "tag", "artist")
+MISSING = {"year": (0, 9), "tag": (3,), "artist": tuple(range(10))}
 K_SYN = 4
 N_TRAIN, N_VALID = 10, 4
 
 
-def make_store(root: Path, *, seed: int = 0, durations=None) -> Path:
-    """Write ``N_TRAIN + N_VALID`` stereo clips of 2.6-4 s, build the store, add labels."""
-    import soundfile as sf
+def make_store(root: Path, *, seed: int = 0) -> Path:
+    """Write a store of ``N_TRAIN + N_VALID`` synthetic clips of 230-400 frames, then labels.
 
+    Each clip is a band of energy at a track-specific mel position over noise, so that tracks
+    differ from each other (the ``self`` task has something to learn).
+    """
     from mtdtl.sources import ReducedLabels
     from mtdtl.sources.base import labels_dir
-    from mtdtl.store import build_store
+    from mtdtl.store import write_store
 
     rng = np.random.default_rng(seed)
     n = N_TRAIN + N_VALID
-    audio = root / "audio"
-    audio.mkdir(parents=True, exist_ok=True)
-    if durations is None:
-        durations = rng.uniform(2.6, 4.0, size=n)
-    rows = []
-    for i, dur in enumerate(durations):
-        t = np.arange(int(dur * SR)) / SR
-        f0 = 110.0 * 2 ** (i / 4)
-        tone = np.sin(2 * np.pi * f0 * t * (1 + 0.1 * t))
-        y = np.stack([tone, np.roll(tone, 50)], axis=1) * 0.3 + 0.05 * rng.standard_normal((len(t), 2))
-        path = audio / f"t{i:02d}.wav"
-        sf.write(path, y.astype(np.float32), SR)
-        rows.append({"track_id": f"t{i:02d}", "path": str(path), "split": "train" if i < N_TRAIN else "valid"})
-    tracks = pd.DataFrame(rows)
+    ids = [f"t{i:02d}" for i in range(n)]
+    items = []
+    for i, tid in enumerate(ids):
+        n_frames = int(rng.integers(230, 400))
+        S = -60 + 8 * rng.standard_normal((2, n_frames, 128))
+        band = 8 * i % 120
+        S[:, :, band:band + 8] += 40
+        items.append((tid, "train" if i < N_TRAIN else "valid", S.astype(np.float32)))
     store_dir = root / "store"
-    build_store(tracks, store_dir, workers=0, progress=False)
-    ids = tracks["track_id"].tolist()
+    write_store(items, store_dir)
     for name in SOURCES:
         miss = [ids[j] for j in MISSING.get(name, ())]
         have = [t for t in ids if t not in miss]
