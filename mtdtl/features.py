@@ -278,21 +278,26 @@ class ModelExtractor(Extractor):
         Tracks longer than this are streamed in blocks.
     prefetch : int
         Tracks decoded ahead in a background thread (0: decode in the calling thread).
-    channels_last : bool, optional
-        Run the network in channels-last memory format (default: on CPU, where oneDNN's
-        convolutions are faster that way; same numbers within float rounding).
+    optimize : bool
+        On CPU, run an inference-optimised copy of the network: batch norm folded into the
+        convolutions, dropout removed, oneDNN (mkldnn) layout between layers
+        (:func:`torch.fx.experimental.optimization.optimize_for_inference`); about 2.5x faster
+        than eager PyTorch here. The copy is checked against the eager network on a random batch
+        (same numbers within 1e-4); where tracing or the check fails, the eager network runs
+        in channels-last memory format instead.
     """
 
     def __init__(self, model: torch.nn.Module, *, front_end: Any, scaler_mean: Any, scaler_std: Any,
                  name: str = "model", key: str | None = None, batch_size: int = 256,
                  device: str | torch.device | None = None, max_seconds_in_memory: float = 600.0,
-                 prefetch: int = 2, channels_last: bool | None = None, meta: dict | None = None):
+                 prefetch: int = 2, optimize: bool = True, meta: dict | None = None):
         from mtdtl.audio import MelSpectrogramDB
 
         if not hasattr(model, "features") or not hasattr(model, "feature_dim"):
             raise MtdtlError(f"{type(model).__name__} has no features()/feature_dim: not a representation network")
         self.front_end = _as_front_end(front_end)
         fe = self.front_end
+        self.mel = MelSpectrogramDB(fe)
         mean = np.asarray(scaler_mean, dtype=np.float32).reshape(-1)
         std = np.asarray(scaler_std, dtype=np.float32).reshape(-1)
         if mean.shape != (fe.n_mels,) or std.shape != (fe.n_mels,):
@@ -300,12 +305,9 @@ class ModelExtractor(Extractor):
                              f"{mean.shape} and {std.shape}")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
             raise MtdtlError("scaler has NaN/inf values or a non-positive std; the checkpoint's scaler is broken")
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.channels_last = self.device.type == "cpu" if channels_last is None else bool(channels_last)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.mel = MelSpectrogramDB(fe).to(self.device)
+        self.model = model.eval()
+        self.optimize = bool(optimize)
+        self.set_device(device)
         self.mean = torch.from_numpy(mean).to(self.device)
         self.std = torch.from_numpy(std).to(self.device)
         self.name, self.meta = name, dict(meta or {})
@@ -343,6 +345,33 @@ class ModelExtractor(Extractor):
     def describe(self) -> dict:
         return {**super().describe(), **self.meta, "feature_dim": self.feature_dim}
 
+    def set_device(self, device: str | torch.device | None) -> None:
+        """Move the extractor to ``device`` (``None``: CUDA when present) and pick how the network runs."""
+        self.device = resolve_device(device)
+        self.model = self.model.to(self.device)
+        self.mel = self.mel.to(self.device)
+        if hasattr(self, "mean"):
+            self.mean, self.std = self.mean.to(self.device), self.std.to(self.device)
+        self._runner_cache = None  # built on first use (tracing costs a moment)
+
+    @property
+    def _net(self):
+        if self._runner_cache is None:
+            self._runner_cache = self._runner()
+        return self._runner_cache
+
+    def _runner(self):
+        """The callable that maps scaled slices to fc-features on this device."""
+        if self.device.type != "cpu":
+            return self.model.features
+        if self.optimize:
+            try:
+                return _optimized_for_cpu(self.model, (2, SLICE_FRAMES, self.front_end.n_mels))
+            except Exception as e:  # tracing or the numeric check failed: eager, channels-last
+                log.debug("inference optimisation of %s not used (%s)", type(self.model).__name__, e)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        return lambda x: self.model.features(x.contiguous(memory_format=torch.channels_last))
+
     def _hash_model(self, mean: np.ndarray, std: np.ndarray) -> str:
         h = hashlib.sha256()
         for k, v in sorted(self.model.state_dict().items()):
@@ -367,9 +396,7 @@ class ModelExtractor(Extractor):
         out = []
         for i in range(0, S.shape[0], self.batch_size):
             x = (S[i:i + self.batch_size].to(self.device, torch.float32) - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out.append(self.model.features(x).float())
+            out.append(self._net(x).float())
         if not out:
             return torch.zeros(0, self.feature_dim, device=self.device)
         return torch.cat(out)
@@ -575,6 +602,37 @@ class ModelExtractor(Extractor):
 
 class _Stream(NamedTuple):
     path: Path
+
+
+class _Features(torch.nn.Module):
+    """``model.features`` as a module's ``forward`` (what torch.fx traces)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.features(x)
+
+
+def _optimized_for_cpu(model: torch.nn.Module, shape: tuple[int, ...]):
+    """An inference-optimised copy of ``model.features`` for the CPU, checked numerically.
+
+    ``shape`` is one input slice, ``(2, 216, n_mels)``.
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # torch.utils.mkldnn still uses torch.jit.script_method
+        warnings.simplefilter("ignore")
+        from torch.fx.experimental.optimization import optimize_for_inference
+
+        fast = optimize_for_inference(_Features(model).eval())
+    x = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ref, got = model.features(x), fast(x)
+    if got.shape != ref.shape or not torch.allclose(got, ref, rtol=1e-4, atol=1e-4):
+        raise MtdtlError(f"optimised network differs from the eager one by {float((got - ref).abs().max()):.2e}")
+    return fast
 
 
 def _duration(path: Any) -> float | None:

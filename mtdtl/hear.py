@@ -68,8 +68,9 @@ class HearModel(torch.nn.Module):
     def _synced(self) -> ModelExtractor:
         """The extractor, pointed at wherever ``.to()`` moved this module."""
         ex = self.extractor
+        if ex.device != self.scaler_mean.device:
+            ex.set_device(self.scaler_mean.device)
         ex.mean, ex.std = self.scaler_mean, self.scaler_std
-        ex.device = self.scaler_mean.device
         return ex
 
     def _stereo(self, audio: Any) -> torch.Tensor:

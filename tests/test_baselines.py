@@ -160,3 +160,15 @@ def test_extract_files_and_cli(checkpoint, wavs, tmp_path, capsys):
     # any representation spec works in place of the checkpoint
     assert main(["-q", "extract", "mfcc", str(wavs / "a0.wav"), "-o", str(out2)]) == 0
     assert np.load(out2).shape == (1, 120)
+
+
+def test_cpu_inference_optimisation_matches_eager_for_every_architecture():
+    from mtdtl.constants import ARCH_IDS
+
+    y = np.stack([_tone(3.0), _tone(3.0, seed=1)])
+    for arch in ARCH_IDS:
+        spec = "rand:ss_r" if arch == "ss_r" else f"rand:{arch}:self,tag,artist"
+        fast = get_extractor(spec, width="tiny", scaler=(MEAN, STD), device="cpu")
+        eager = get_extractor(spec, width="tiny", scaler=(MEAN, STD), device="cpu", optimize=False)
+        np.testing.assert_allclose(fast.extract(y), eager.extract(y), rtol=1e-4, atol=1e-5)
+        assert type(fast._net).__name__ == "GraphModule", arch  # the optimised copy is in use

@@ -15,6 +15,8 @@ ref 1.0 and top_db 80). The whole track is used, not only its first 29 s as in [
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from mtdtl.constants import SR
@@ -57,7 +59,9 @@ def mfcc_features(y: np.ndarray, *, sr: int = SR, n_mfcc: int = 20, delta: str =
         raise MtdtlError(f"mfcc_features expects (n,) or (channels, n) audio, got shape {y.shape}")
     if len(y) < _MIN_SAMPLES:
         y = np.pad(y, (0, _MIN_SAMPLES - len(y)))
-    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc)
+    with warnings.catch_warnings():  # librosa warns when a clip is shorter than its 2048-sample window
+        warnings.simplefilter("ignore", UserWarning)
+        m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc)
     if delta == "diff":
         d1 = np.diff(m, axis=1)
         d2 = np.diff(d1, axis=1)
