@@ -422,16 +422,23 @@ class ModelExtractor(Extractor):
 
     # -- many tracks --
     def _prepare(self, item: Any) -> Any:
-        """Decode in the background: a waveform, or a marker that the file must be streamed."""
+        """Runs ahead in a background thread: decode, and on the CPU also the mel slices.
+
+        Returns raw dB slices (CPU), a waveform (to be transformed on the GPU), or a marker
+        that the file is long and must be streamed.
+        """
         if isinstance(item, (str, os.PathLike)):
             dur = _duration(item)
             if dur is not None and dur > self.max_seconds_in_memory:
                 return _Stream(Path(item))
-        return self._load(item)
+        y = self._load(item)
+        return self.slices(y) if self.device.type == "cpu" else y
 
     def _chunks(self, prepared: Any) -> Iterator[torch.Tensor]:
         if isinstance(prepared, _Stream):
             yield from self._stream_slices(prepared.path)
+        elif isinstance(prepared, torch.Tensor):
+            yield prepared
         else:
             yield self.slices(prepared)
 
