@@ -47,6 +47,8 @@ CUDA when present, else CPU (:mod:`mtdtl.device`). bf16 autocast is on by defaul
 the hardware does bf16 natively; ``channels_last`` is on by default. On the CPU set
 ``THP_MEM_ALLOC_ENABLE=1`` before Python starts (``scripts/test.sh`` does) and choose
 ``num_threads``. Batches are read by background threads ahead of the step.
+
+Channels-last is on by default for the full-width network only.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ from mtdtl.training.sampling import (
 )
 from mtdtl.training.state import optimizer_from_state, optimizer_to_state, rng_from_state, rng_to_state
 
-__all__ = ["TrainConfig", "train", "plot_curves", "read_log", "kl_loss", "self_loss", "default_out_dir"]
+__all__ = ["TrainConfig", "train", "plot_curves", "read_log", "log_table", "kl_loss", "self_loss",
+           "default_out_dir"]
 
 log = get_logger(__name__)
 
@@ -132,8 +135,10 @@ class TrainConfig:
         ``None``/``"auto"``: CUDA when present, else CPU.
     bf16 : bool or "auto"
         bf16 autocast; ``"auto"``: where the hardware does bf16 natively.
-    channels_last : bool
-        NHWC memory layout for the model and inputs (faster on CPU and recent GPUs).
+    channels_last : bool, optional
+        NHWC memory layout for the model and inputs (faster on CPU and recent GPUs at full
+        width). ``None``: on for ``width="full"``, off for ``"tiny"`` (NHWC kernels are slower
+        than NCHW for its 4-16 channels).
     num_threads : int, optional
         CPU threads (default ``$MTDTL_NUM_THREADS`` or torch's default).
     checkpoint_every : int
@@ -165,7 +170,7 @@ class TrainConfig:
     width: str = "full"
     device: str | None = None
     bf16: Any = "auto"
-    channels_last: bool = True
+    channels_last: bool | None = None
     num_threads: int | None = None
     checkpoint_every: int = 1
     keep_checkpoints: bool = False
@@ -310,7 +315,10 @@ class _Loader:
     def _to_device(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.device.type == "cpu":
             return x, t
-        return x.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:  # a no-op unless pinning lost the NHWC strides
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, t.to(self.device, non_blocking=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -366,6 +374,28 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
             except ValueError:
                 break  # a torn last line after a crash
     return out
+
+
+def log_table(run_dir: str | os.PathLike):
+    """``log.jsonl`` as a tidy table: one row per (epoch, source).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``epoch``, ``step``, ``source``, ``train_iters``, ``train_loss``,
+        ``valid_loss``, ``valid_acc`` (NaN where not applicable).
+    """
+    import pandas as pd
+
+    rows = []
+    for r in read_log(run_dir):
+        for s in r.get("train_loss", {}):
+            rows.append({"epoch": r["epoch"], "step": r["step"], "source": s,
+                         "train_iters": r.get("train_iters", {}).get(s),
+                         "train_loss": r["train_loss"][s], "valid_loss": r.get("valid_loss", {}).get(s),
+                         "valid_acc": r.get("valid_acc", {}).get(s)})
+    cols = ["epoch", "step", "source", "train_iters", "train_loss", "valid_loss", "valid_acc"]
+    return pd.DataFrame(rows, columns=cols).astype({"train_loss": float, "valid_loss": float, "valid_acc": float})
 
 
 class _Run:
@@ -449,7 +479,7 @@ class _Run:
         cfg = self.cfg
         self.device = resolve_device(cfg.device)
         self.bf16 = resolve_bf16(cfg.bf16, self.device)
-        self.channels_last = bool(cfg.channels_last)
+        self.channels_last = cfg.width == "full" if cfg.channels_last is None else bool(cfg.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.deterministic
             torch.backends.cudnn.deterministic = bool(cfg.deterministic)

@@ -16,7 +16,7 @@ from mtdtl.constants import CROP_FRAMES
 from mtdtl.device import cpu_has_bf16, resolve_bf16, resolve_device
 from mtdtl.errors import MtdtlError
 from mtdtl.models import build_model
-from mtdtl.train import TrainConfig, kl_loss, plot_curves, read_log, self_loss, train
+from mtdtl.train import TrainConfig, kl_loss, log_table, plot_curves, read_log, self_loss, train
 from mtdtl.training.sampling import (
     SourceData, epoch_length, make_rng, plan_epoch, source_data, validation_batches,
 )
@@ -30,9 +30,9 @@ def syn_store(tmp_path_factory):
 
 
 def _cfg(store, out_dir, **kw):
-    # NHWC kernels are slow for the tiny network's 4-16 channels: channels_last is tested once
+    # channels_last defaults to off for the tiny width (NHWC kernels are slow for 4-16 channels)
     base = dict(arch="ms_cr@6", sources=SOURCES, store=store, out_dir=out_dir, epochs=2, batch_size=4,
-                width="tiny", bf16=False, channels_last=False)
+                width="tiny", bf16=False)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -155,6 +155,9 @@ def test_training_outputs_and_bit_identical_resume(syn_store, tmp_path):
     assert meta["training"]["sources"] == ["self", "year", "tag"] and len(meta["scaler"]["mean"]) == 128
     assert model.features(torch.zeros(2, 2, 216, 128)).shape == (2, model.feature_dim)
     assert plot_curves(whole).axes
+    table = log_table(whole)
+    assert len(table) == 2 * 3 and set(table["source"]) == {"self", "year", "tag"}
+    assert table["valid_acc"].notna().sum() == 2  # self only
 
     # interrupted inside epoch 1, then at the epoch boundary, then finished
     parts = tmp_path / "parts"
