@@ -395,8 +395,7 @@ class ModelExtractor(Extractor):
         """
         out = []
         for i in range(0, S.shape[0], self.batch_size):
-            x = (S[i:i + self.batch_size].to(self.device, torch.float32) - self.mean) / self.std
-            out.append(self._net(x).float())
+            out.append(self._net(self.scale(S[i:i + self.batch_size])).float())
         if not out:
             return torch.zeros(0, self.feature_dim, device=self.device)
         return torch.cat(out)
@@ -421,6 +420,14 @@ class ModelExtractor(Extractor):
         return aggregate(self.slice_features(self.slices(y)).double().cpu().numpy())
 
     # -- many tracks --
+    def scale(self, S: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardise raw dB slices with the per-mel-band scaler: ``(S - mean) / std``.
+
+        Computed as one fused ``S * (1/std) - mean/std`` pass, into ``out`` when given.
+        """
+        inv = 1.0 / self.std
+        return torch.addcmul(-self.mean * inv, S.to(self.device, torch.float32), inv, out=out)
+
     def _prepare(self, item: Any) -> Any:
         """Runs ahead in a background thread: decode, and on the CPU also the mel slices.
 
@@ -435,6 +442,7 @@ class ModelExtractor(Extractor):
         return self.slices(y) if self.device.type == "cpu" else y
 
     def _chunks(self, prepared: Any) -> Iterator[torch.Tensor]:
+        """Raw dB slices of one prepared item, in one piece or block by block."""
         if isinstance(prepared, _Stream):
             yield from self._stream_slices(prepared.path)
         elif isinstance(prepared, torch.Tensor):
@@ -445,29 +453,36 @@ class ModelExtractor(Extractor):
     def extract_many(self, items: Sequence[Any], *, progress: bool = False) -> Iterator[tuple[int, Any]]:
         """Yield ``(i, [mean ‖ std])`` per item in order, or ``(i, UnreadableAudio)``.
 
-        Slices of consecutive tracks share forward passes of ``batch_size``; at most about
-        ``batch_size`` + one block of slices are held at any time.
+        Slices of consecutive tracks are scaled into one preallocated batch of ``batch_size``
+        slices; the network runs on full batches (and on the rest at the end). At most one
+        batch plus the slices of about ``prefetch + 1`` tracks (or one block of a streamed
+        file) are held at any time.
         """
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), desc=self.name, disable=not progress, unit="track")
-        buf: list[tuple[int, torch.Tensor]] = []
-        n_buf = 0
+        B, d = self.batch_size, self.feature_dim
+        xbuf = None
+        owner = np.empty(B, dtype=np.int64)
+        pos = 0
         acc: dict[int, list] = {}
         ended: list[int] = []
 
-        def flush() -> Iterator[tuple[int, Any]]:
-            nonlocal buf, n_buf
-            if buf:
-                owners = torch.cat([torch.full((s.shape[0],), i, dtype=torch.long) for i, s in buf])
-                F = self.slice_features(torch.cat([s for _, s in buf])).double().cpu()
-                for i in owners.unique().tolist():
-                    rows = F[owners == i]
+        def run() -> None:
+            nonlocal pos
+            if pos:
+                with torch.inference_mode():
+                    F = self._net(xbuf[:pos]).double().cpu()
+                own = torch.from_numpy(owner[:pos])
+                for i in np.unique(owner[:pos]).tolist():
+                    rows = F[own == i]
                     a = acc[i]
                     a[0] += rows.sum(0)
                     a[1] += (rows * rows).sum(0)
                     a[2] += rows.shape[0]
-                buf, n_buf = [], 0
+                pos = 0
+
+        def finished() -> Iterator[tuple[int, Any]]:
             while ended:
                 i = ended.pop(0)
                 s, ss, n = acc.pop(i)
@@ -478,28 +493,41 @@ class ModelExtractor(Extractor):
 
         for i, prepared in self._prefetched(items):
             if isinstance(prepared, UnreadableAudio):
-                yield from flush()
+                run()
+                yield from finished()
                 bar.update(1)
                 yield i, prepared
                 continue
-            acc[i] = [torch.zeros(self.feature_dim, dtype=torch.float64),
-                      torch.zeros(self.feature_dim, dtype=torch.float64), 0]
+            acc[i] = [torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64), 0]
             try:
-                for chunk in self._chunks(prepared):
-                    buf.append((i, chunk))
-                    n_buf += chunk.shape[0]
-                    if n_buf >= self.batch_size:
-                        yield from flush()
-            except UnreadableAudio as e:  # a streamed file failing half-way
-                buf = [(j, s) for j, s in buf if j != i]
-                n_buf = sum(s.shape[0] for _, s in buf)
+                for x in self._chunks(prepared):
+                    if xbuf is None:
+                        xbuf = torch.empty((B, *x.shape[1:]), dtype=torch.float32, device=self.device)
+                    off = 0
+                    while off < x.shape[0]:
+                        take = min(B - pos, x.shape[0] - off)
+                        self.scale(x[off:off + take], out=xbuf[pos:pos + take])
+                        owner[pos:pos + take] = i
+                        pos, off = pos + take, off + take
+                        if pos == B:
+                            run()
+                            yield from finished()
+            except UnreadableAudio as e:  # a streamed file failing half-way: drop its rows
+                keep = owner[:pos] != i
+                n_keep = int(keep.sum())
+                if n_keep < pos:
+                    xbuf[:n_keep] = xbuf[:pos][torch.from_numpy(keep).to(self.device)]
+                    owner[:n_keep] = owner[:pos][keep]
+                    pos = n_keep
                 acc.pop(i)
-                yield from flush()
+                run()
+                yield from finished()
                 bar.update(1)
                 yield i, e
                 continue
             ended.append(i)
-        yield from flush()
+        run()
+        yield from finished()
         bar.close()
 
     def _prefetched(self, items: Sequence[Any]) -> Iterator[tuple[int, Any]]:

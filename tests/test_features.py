@@ -232,3 +232,22 @@ def test_mfcc_through_the_same_interface(audio_dir, tmp_path):
     fs = extract_dataset(ex, _tracks(audio_dir, ["t1.wav", "silent.wav", "t2.wav"]), dataset="d",
                          cache_dir=tmp_path, progress=False)
     assert fs.X.shape == (2, 120) and list(fs.skipped.track_id) == ["silent"]
+
+
+def test_a_file_failing_half_way_through_streaming_is_skipped_cleanly(audio_dir):
+    _write(audio_dir / "long.wav", 8.0, seed=5)
+    ex = _extractor(max_seconds_in_memory=7.0, batch_size=64)
+    real = ex._stream_slices
+
+    def broken(path):
+        for k, S in enumerate(real(path)):
+            yield S
+            raise UnreadableAudio(f"{path}: decoding failed half-way")
+
+    ex.stream_block_slices = 1
+    ex._stream_slices = broken
+    paths = [audio_dir / "t1.wav", audio_dir / "long.wav", audio_dir / "t3.wav"]
+    out = dict(ex.extract_many(paths))
+    assert isinstance(out[1], UnreadableAudio)
+    for i in (0, 2):
+        np.testing.assert_allclose(out[i], _extractor().extract(paths[i]), rtol=1e-5, atol=1e-6)
