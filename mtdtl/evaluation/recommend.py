@@ -67,7 +67,7 @@ References
 
 from __future__ import annotations
 
-import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -75,6 +75,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
+import numba
 from numba import njit, prange
 from threadpoolctl import threadpool_limits
 
@@ -338,7 +339,7 @@ def validate(R, item_features=None, *, test_items=None) -> tuple[sp.csr_matrix, 
     Returns
     -------
     R : scipy.sparse.csr_matrix (float64, sorted, no explicit zeros)
-    X : np.ndarray [shape=(n_items, d)] float64 or None
+    X : np.ndarray [shape=(n_items, d)] float32 or float64 (as given; other types float64) or None
     test : np.ndarray [shape=(n_items,)] bool or None
 
     Raises
@@ -353,7 +354,9 @@ def validate(R, item_features=None, *, test_items=None) -> tuple[sp.csr_matrix, 
         raise MtdtlError(f"the interaction matrix {R.shape} has no interactions")
     X = None
     if item_features is not None:
-        X = np.asarray(item_features, dtype=np.float64)
+        X = np.asarray(item_features)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
         if X.ndim != 2:
             raise MtdtlError(f"item features must be 2-D (items x dims), got shape {X.shape}")
         if X.shape[0] != n_items:
@@ -506,7 +509,8 @@ def wmf_objective(R, X, U, V, W, params: WMFParams = WMFParams()) -> float:
 
 def fit_wmf(R, item_features=None, *, params: WMFParams = WMFParams(), seed: int = 0,
             standardize: bool = True, init: tuple[np.ndarray, np.ndarray] | None = None,
-            track_objective: bool = False, progress: bool = False) -> WMFModel:
+            track_objective: bool = False, num_threads: int | None = None,
+            progress: bool = False) -> WMFModel:
     """Fit the content-aware WMF by alternating least squares (Eqs. 7-9).
 
     Parameters
@@ -526,6 +530,9 @@ def fit_wmf(R, item_features=None, *, params: WMFParams = WMFParams(), seed: int
         Initial factors instead of the seeded random ones.
     track_objective : bool
         Record the objective after each iteration in ``model.history`` (costs one pass over R).
+    num_threads : int, optional
+        Threads of the per-row solvers (default: ``$MTDTL_NUM_THREADS`` when set, else numba's,
+        all cores).
     progress : bool
         tqdm bar over iterations.
 
@@ -542,10 +549,10 @@ def fit_wmf(R, item_features=None, *, params: WMFParams = WMFParams(), seed: int
         if params.lambda_v <= 0:
             raise MtdtlError("a content prior needs lambda_v > 0 (it ties V to XW)")
         if standardize:
-            mean = X.mean(axis=0)
-            scale = X.std(axis=0)
+            mean = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
             scale[scale < 1e-12] = 1.0
-            X = (X - mean) / scale
+            X = (X - mean.astype(X.dtype)) * (1.0 / scale).astype(X.dtype)
     rng = np.random.default_rng(seed)
     if init is not None:
         U = np.array(init[0], dtype=dtype, copy=True)
@@ -557,6 +564,16 @@ def fit_wmf(R, item_features=None, *, params: WMFParams = WMFParams(), seed: int
         U = (rng.standard_normal((n_users, r)) * params.init_scale).astype(dtype)
         V = (rng.standard_normal((n_items, r)) * params.init_scale).astype(dtype)
 
+    # BLAS threads busy-wait between calls and then steal the cores from numba's threads (the
+    # advice implicit gives too); on a loaded 2-core machine even X'X ran 3x faster on one
+    # thread. So BLAS stays single-threaded for the whole fit.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(R, X, U, V, params, dtype, mean, scale, track_objective, num_threads, progress)
+
+
+def _fit(R, X, U, V, params, dtype, mean, scale, track_objective, num_threads, progress) -> WMFModel:
+    n_users, n_items = R.shape
+    r = params.rank
     Rt = R.T.tocsr()
     Rt.sort_indices()
     conf_u = (params.alpha * R.data).astype(dtype)
@@ -605,11 +622,16 @@ def fit_wmf(R, item_features=None, *, params: WMFParams = WMFParams(), seed: int
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc="WMF ALS", unit="it")
-    # BLAS threads busy-wait between calls and then steal the cores from numba's threads (the
-    # advice implicit gives too): keep BLAS single-threaded inside the ALS loop.
-    with threadpool_limits(limits=1, user_api="blas"):
+    if num_threads is None and os.environ.get("MTDTL_NUM_THREADS", "").strip().isdigit():
+        num_threads = int(os.environ["MTDTL_NUM_THREADS"])
+    previous = numba.get_num_threads()
+    if num_threads:
+        numba.set_num_threads(max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
         for _ in iterator:
             als_iteration()
+    finally:
+        numba.set_num_threads(previous)
     return WMFModel(U=U, V=V, W=state["W"], params=params, feature_mean=mean, feature_scale=scale,
                     history=history)
 
