@@ -239,3 +239,34 @@ def test_bad_input(rng):
         evaluate_recommendation(pd.DataFrame({"user_id": [1], "track_id": [1], "play_count": [1]}), X)
     with pytest.raises(MtdtlError, match="shape"):
         ndcg_at_k(np.zeros((2, 3)), np.zeros((2, 4), dtype=bool))
+
+
+# ---------------------------------------------------------------------------------------------
+# the demo corpus' target tables (the contract with mtdtl.corpora)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_demo_corpus_targets_evaluate(tiny_corpus):
+    """Every target task of the tiny corpus runs through the probes / the recommender."""
+    from mtdtl.corpora import Corpus
+    from mtdtl.evaluation import evaluate_probe
+
+    corpus = Corpus.open(tiny_corpus)
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for name, info in corpus.tasks.items():
+        table = corpus.target_table(name)
+        kinds.add(info["type"])
+        if info["type"] == "recommendation":
+            items = table["track_id"].unique()
+            feats = pd.DataFrame(rng.standard_normal((len(items), 12)), index=items)
+            evals = evaluate_recommendation(table, feats, n_repetitions=1,
+                                            params=WMFParams(rank=4, n_iterations=2))
+            assert 0 <= evals[0]["ndcg@500"] <= 1
+        else:
+            X = rng.standard_normal((len(table), 12))
+            evals = evaluate_probe(X, table["label"].to_numpy(), task=info["type"],
+                                   split=table["split"].to_numpy(), n_repetitions=1,
+                                   hidden=(16,), max_iter=20)
+            assert len(evals) == 1 and np.isfinite(list(evals[0].values())[0])
+    assert kinds == {"classification", "regression", "recommendation"}
