@@ -64,16 +64,16 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mtdtl.checkpoint import (
-    checkpoint_files, jsonable, load_state, package_versions, read_meta, save_checkpoint, save_state,
+    _atomic_write, checkpoint_files, jsonable, load_state, package_versions, read_meta, save_checkpoint, save_state,
 )
 from mtdtl.constants import CROP_FRAMES, K, SOURCE_NAMES
 from mtdtl.device import (
@@ -81,9 +81,9 @@ from mtdtl.device import (
 )
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
-from mtdtl.models import WIDTHS, RepresentationModel, build_model, canonical_sources, count_parameters, parse_arch
+from mtdtl.models import WIDTHS, build_model, canonical_sources, count_parameters, parse_arch
 from mtdtl.training.sampling import (
-    Batch, SourceData, data_fingerprint, epoch_length, make_rng, plan_epoch, source_data, validation_batches,
+    Batch, data_fingerprint, epoch_length, make_rng, plan_epoch, source_data, validation_batches,
 )
 from mtdtl.training.state import optimizer_from_state, optimizer_to_state, rng_from_state, rng_to_state
 
@@ -356,9 +356,7 @@ class _StopOnSigint:
 # ---------------------------------------------------------------------------------------
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    _atomic_write(path, text.encode("utf-8"))
 
 
 def read_log(run_dir: str | os.PathLike) -> list[dict]:
