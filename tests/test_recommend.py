@@ -270,3 +270,14 @@ def test_demo_corpus_targets_evaluate(tiny_corpus):
                                    hidden=(16,), max_iter=20)
             assert len(evals) == 1 and np.isfinite(list(evals[0].values())[0])
     assert kinds == {"classification", "regression", "recommendation"}
+
+
+def test_item_ids_match_as_text(rng):
+    R, X = _taste_problem(rng, n_users=30, n_items=60)
+    coo = R.tocoo()
+    table = pd.DataFrame({"user_id": coo.row, "track_id": coo.col, "play_count": coo.data})
+    feats = pd.DataFrame(X, index=[str(i) for i in range(60)])  # ids as text, table as ints
+    M, _, items = interactions_to_matrix(table, feats.index)
+    assert M.nnz == R.nnz and list(items[:3]) == ["0", "1", "2"]
+    evals = evaluate_recommendation(table, feats, n_repetitions=1, params=WMFParams(rank=4, n_iterations=2))
+    assert 0 <= evals[0]["ndcg@500"] <= 1

@@ -676,12 +676,16 @@ def interactions_to_matrix(interactions: pd.DataFrame, item_ids: Sequence | None
     if df[ccol].isna().any():
         raise MtdtlError(f"the interaction table has {int(df[ccol].isna().sum())} missing counts")
     if item_ids is None:
-        items = np.array(sorted(df[icol].unique(), key=str))
+        items = np.array(sorted(df[icol].unique(), key=str), dtype=object)
     else:
-        items = np.asarray(list(item_ids))
+        items = np.asarray(list(item_ids), dtype=object)
         if len(pd.unique(items)) != len(items):
             raise MtdtlError("item ids (feature rows) contain duplicates")
-    pos = pd.Series(np.arange(len(items)), index=pd.Index(items))
+    # ids are matched as text, so that 123 and "123" (a csv read with or without dtype=str) agree
+    df = df.assign(**{icol: df[icol].astype(str)})
+    pos = pd.Series(np.arange(len(items)), index=pd.Index(items.astype(str)))
+    if pos.index.has_duplicates:
+        raise MtdtlError("item ids (feature rows) are not unique as text")
     known = df[icol].isin(pos.index)
     if not known.all():
         missing = df.loc[~known, icol].unique()
@@ -847,8 +851,8 @@ def evaluate_recommendation(interactions, item_features, *, item_ids: Sequence |
         R, _, items = interactions_to_matrix(interactions, item_ids)
         if "split" in interactions.columns and test_items is None and item_split is None:
             icol = _first(interactions.columns, ("track_id", "item_id", "item"), "item")
-            split_of = interactions.groupby(icol)["split"].first()
-            item_split = pd.Series(items).map(split_of).fillna("train").to_numpy()
+            split_of = interactions.groupby(interactions[icol].astype(str))["split"].first()
+            item_split = pd.Series(items.astype(str)).map(split_of).fillna("train").to_numpy()
     else:
         R = interactions
         if item_ids is not None and len(item_ids) != np.asarray(item_features).shape[0]:
