@@ -80,3 +80,21 @@ def test_bad_input(model):
         hear.get_scene_embeddings(torch.full((1, SR), float("nan")), model)
     with pytest.raises(MtdtlError, match="not a network"):
         hear.load_model("mfcc")
+
+
+def test_load_model_from_a_checkpoint(tmp_path):
+    from mtdtl.audio import FrontEnd
+    from mtdtl.checkpoint import save_checkpoint
+    from mtdtl.features import get_extractor
+    from mtdtl.models import build_model
+
+    model = build_model("ms_cr@6", ["tag", "artist"], width="tiny", seed=3)
+    save_checkpoint(tmp_path / "run", model, {"front_end": FrontEnd(),
+                                              "scaler": {"mean": [-40.0] * 128, "std": [20.0] * 128}})
+    m = hear.load_model(str(tmp_path / "run"), device="cpu")
+    assert m.timestamp_embedding_size == model.feature_dim and m.scene_embedding_size == 2 * model.feature_dim
+    m = m.to("cpu")
+    audio = _audio(1, 2.0, seed=4)
+    y = audio[0].numpy()
+    np.testing.assert_allclose(hear.get_scene_embeddings(audio, m)[0].numpy(),
+                               get_extractor(tmp_path / "run").extract(np.stack([y, y])), rtol=1e-5, atol=1e-6)
