@@ -80,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from mtdtl.device import set_num_threads
-    from mtdtl.features import ModelExtractor, get_extractor, slice_frames
+    from mtdtl.features import ModelExtractor, get_extractor
 
     threads = set_num_threads(args.threads)
     a = torch.randn(1024, 1024)
@@ -113,7 +113,7 @@ def main() -> None:
             f()  # warm-up (and the one-off tracing of the optimised network)
         exs[arch] = (ex, len(sources), jobs, {k: [] for k in jobs})
     for _ in range(args.repeats):
-        for arch, (ex, m, jobs, times) in exs.items():
+        for _, _, jobs, times in exs.values():
             for k, f in jobs.items():
                 t0 = time.perf_counter()
                 f()
@@ -122,7 +122,7 @@ def main() -> None:
     print()
     work = {"all": audio_s, "net": args.batch_size * 2.5, "front": 2 * CLIP_S}  # seconds of audio per job
     rows = []
-    for arch, (ex, m, jobs, times) in exs.items():
+    for ex, m, _, times in exs.values():
         best = {k: work[k] / min(v) for k, v in times.items()}
         med = {k: work[k] / statistics.median(v) for k, v in times.items()}
         name = ex.name.replace("rand:", "")

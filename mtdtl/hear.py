@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mtdtl.errors import MtdtlError
-from mtdtl.features import SLICE_FRAMES, ModelExtractor, aggregate, get_extractor, slice_frames
+from mtdtl.features import SLICE_FRAMES, ModelExtractor, aggregate, get_extractor
 from mtdtl.log import get_logger
 
 __all__ = ["HearModel", "load_model", "get_scene_embeddings", "get_timestamp_embeddings"]

@@ -240,7 +240,7 @@ def test_a_file_failing_half_way_through_streaming_is_skipped_cleanly(audio_dir)
     real = ex._stream_slices
 
     def broken(path):
-        for k, S in enumerate(real(path)):
+        for S in real(path):
             yield S
             raise UnreadableAudio(f"{path}: decoding failed half-way")
 
