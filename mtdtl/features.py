@@ -283,9 +283,8 @@ class ModelExtractor(Extractor):
         convolutions, dropout removed, oneDNN (mkldnn) layout between layers
         (:func:`torch.fx.experimental.optimization.optimize_for_inference`); about 1.5x faster
         than eager PyTorch in channels-last layout here. The copy is checked against the eager
-        network on a random batch
-        (same numbers within 1e-4); where tracing or the check fails, the eager network runs
-        in channels-last memory format instead.
+        network on a random batch (same numbers within 1e-4); where tracing or the check fails,
+        the eager network runs in channels-last memory format instead.
     """
 
     def __init__(self, model: torch.nn.Module, *, front_end: Any, scaler_mean: Any, scaler_std: Any,
