@@ -72,7 +72,11 @@ def representation_from_run(run_dir: str | Path, *, name: str | None = None) -> 
     arch = str(meta.get("arch") or meta.get("architecture") or "")
     sources = sources_key(meta.get("sources") or [])
     seed = (meta.get("training") or {}).get("seed", meta.get("seed", ""))
-    return Representation(name=name or f"{arch}[{sources}]-s{seed}", spec=str(run_dir), arch=arch, sources=sources)
+    # the epoch is part of the id: a run trained further is another representation, and its
+    # results must not be mistaken for (and skipped as) the earlier one's
+    epoch = meta.get("epoch", "")
+    return Representation(name=name or f"{arch}[{sources}]-s{seed}-e{epoch}", spec=str(run_dir), arch=arch,
+                          sources=sources)
 
 
 def baseline_representations(names: Sequence[str] | str, *, run: Representation | None = None,

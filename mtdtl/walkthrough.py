@@ -24,7 +24,7 @@ __all__ = ["default_corpus_dir", "default_store_dir", "ensure_demo_store", "run_
 log = get_logger(__name__)
 
 #: Walkthrough defaults: small enough for a 2-core CPU in about ten minutes.
-DEFAULT_EPOCHS = 6
+DEFAULT_EPOCHS = 30
 
 
 def default_corpus_dir(size: str = "small", seed: int = 0) -> Path:

@@ -141,7 +141,7 @@ setup_logging("INFO")
     params("""
 arch: str = "ms_cr@6"  # architecture id: ss_r, mss_cr, ms_cr@2, ms_cr@4, ms_cr@6 or ms_sr@fc
 sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist"  # learning sources, comma-separated
-epochs: int = 6  # N (paper: 200)
+epochs: int = 30  # N (paper: 200)
 batch_size: int = 128  # b (paper: 128)
 lr: float = 2.5e-4  # Adam learning rate (paper: 2.5e-4)
 seed: int = 0  # initial weights, dropout, sources, tracks and crops
