@@ -27,7 +27,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,6 +37,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _st_save
 
 from mtdtl.errors import MtdtlError
+from mtdtl.io import atomic_write_bytes
 from mtdtl.log import get_logger
 from mtdtl.models import RepresentationModel, build_model, parse_arch
 
@@ -91,21 +91,6 @@ def package_versions() -> dict[str, str]:
             "safetensors": safetensors.__version__, "python": platform.python_version()}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def checkpoint_files(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -184,8 +169,8 @@ def save_checkpoint(path_or_dir: str | os.PathLike, model: RepresentationModel,
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     header = {"format": FORMAT, "arch": model.arch.id, "sources": ",".join(model.sources),
               "width": model.width_name, "checkpoint_id": ckpt_id}
-    _atomic_write(wpath, _st_save(state, metadata=header))
-    _atomic_write(mpath, (json.dumps(info, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    atomic_write_bytes(wpath, _st_save(state, metadata=header))
+    atomic_write_bytes(mpath, (json.dumps(info, indent=1, sort_keys=True) + "\n").encode("utf-8"))
     return wpath
 
 
@@ -282,7 +267,7 @@ def save_state(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], inf
     path = Path(path)
     data = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     header = {"format": FORMAT + "-state", "info": json.dumps(jsonable(dict(info)), sort_keys=True)}
-    _atomic_write(path, _st_save(data, metadata=header))
+    atomic_write_bytes(path, _st_save(data, metadata=header))
     return path
 
 

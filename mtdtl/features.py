@@ -71,6 +71,7 @@ import torch
 from mtdtl.constants import ARCH_IDS, CROP_FRAMES, SR
 from mtdtl.device import resolve_device
 from mtdtl.errors import MtdtlError
+from mtdtl.io import atomic_savez, atomic_write_text
 from mtdtl.log import get_logger
 
 __all__ = [
@@ -803,16 +804,6 @@ def _cache_dir(cache_dir: Any, dataset: str, ex: Extractor) -> Path:
     return root / _slug(dataset) / f"{_slug(ex.name)[:60]}-{ex.key[:16]}"
 
 
-def _atomic_savez(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_cached(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -896,7 +887,7 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
             raise MtdtlError(f"feature cache {folder} belongs to another representation (key {old.get('key')!r}, "
                              f"front end {old.get('front_end')}); remove the folder or use another cache_dir")
     else:
-        _atomic_write_text(meta_path, json.dumps(desc, indent=1, sort_keys=True))
+        atomic_write_text(meta_path, json.dumps(desc, indent=1, sort_keys=True))
 
     done_ids, done_X = load_cached(folder)
     have = set(done_ids.tolist())
@@ -914,7 +905,7 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
             if new_ids:
                 X = np.stack(new_X).astype(np.float32)
                 _check_finite(X, new_ids, ex.name)
-                _atomic_savez(folder / "parts" / f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.npz",
+                atomic_savez(folder / "parts" / f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.npz",
                               track_ids=np.asarray(new_ids, dtype=str), X=X)
                 new_ids, new_X, t_last = [], [], time.time()
 
@@ -936,12 +927,12 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
         all_ids, all_X = load_cached(folder)
         parts = sorted((folder / "parts").glob("*.npz"))
         if parts:
-            _atomic_savez(folder / "features.npz", track_ids=all_ids, X=all_X)
+            atomic_savez(folder / "features.npz", track_ids=all_ids, X=all_X)
             for p in parts:
                 p.unlink(missing_ok=True)
         done_ids, done_X = all_ids, all_X
     skipped = pd.DataFrame(skipped_rows, columns=["track_id", "path", "reason"])
-    _atomic_write_text(folder / "skipped.csv", skipped.to_csv(index=False))
+    atomic_write_text(folder / "skipped.csv", skipped.to_csv(index=False))
 
     row = {t: k for k, t in enumerate(done_ids.tolist())}
     keep = [t for t in ids if t in row]

@@ -5,8 +5,6 @@ Notebooks only call these, so every figure is reproducible from the library alon
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -16,13 +14,7 @@ __all__ = ["mel_examples", "scaler_stats", "gmm_fit", "coverage", "results_vs_ba
 
 
 def _plt():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        try:
-            import IPython  # noqa: F401
-        except ImportError:  # pragma: no cover
-            matplotlib.use("Agg")
+    # imported late: matplotlib picks the inline backend in notebooks and Agg without a display
     import matplotlib.pyplot as plt
 
     return plt

@@ -72,7 +72,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import math
 import multiprocessing as mp
 import os
 import shutil

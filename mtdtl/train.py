@@ -72,8 +72,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mtdtl.io import atomic_write_text
 from mtdtl.checkpoint import (
-    _atomic_write, checkpoint_files, jsonable, load_state, package_versions, read_meta, save_checkpoint, save_state,
+    checkpoint_files, jsonable, load_state, package_versions, read_meta, save_checkpoint, save_state,
 )
 from mtdtl.constants import CROP_FRAMES, K, SOURCE_NAMES
 from mtdtl.device import (
@@ -356,7 +357,7 @@ class _StopOnSigint:
 # ---------------------------------------------------------------------------------------
 
 def _atomic_text(path: Path, text: str) -> None:
-    _atomic_write(path, text.encode("utf-8"))
+    atomic_write_text(path, text)
 
 
 def read_log(run_dir: str | os.PathLike) -> list[dict]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pandas as pd
 
 from mtdtl.constants import K, SOURCE_NAMES
 from mtdtl.errors import MtdtlError
+from mtdtl.io import atomic_write_bytes
 from mtdtl.log import get_logger
 
 __all__ = ["ReducedLabels", "Source", "load_reduced", "labels_dir", "atomic_write_bytes"]
@@ -43,23 +43,6 @@ def labels_dir(store_dir: str | os.PathLike) -> Path:
     return Path(store_dir) / "labels"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _str_array(values) -> np.ndarray:
