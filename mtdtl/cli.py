@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=None)
     demo.set_defaults(func=_cmd_demo)
 
-    ex = sub.add_parser("extract", help="features of audio files from a checkpoint")
-    ex.add_argument("checkpoint", type=Path)
+    ex = sub.add_parser("extract", help="features of audio files from a checkpoint or a baseline")
+    ex.add_argument("checkpoint", help="run folder or model.safetensors; or mfcc, rand:<checkpoint>, "
+                                       "rand:<arch>, choi:<model_best.hdf5>")
     ex.add_argument("audio", type=Path, nargs="+")
     ex.add_argument("-o", "--output", type=Path, required=True, help="output .npy (rows follow the inputs)")
     ex.add_argument("--batch-size", type=int, default=256)

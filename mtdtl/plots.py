@@ -127,14 +127,22 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None):
     plt = _plt()
     g = results.groupby(["target", "metric", "representation"])["value"].agg(["mean", "std"]).reset_index()
     targets = list(dict.fromkeys(g["target"]))
-    reps = list(dict.fromkeys(g["representation"]))
-    fig, axes = plt.subplots(1, len(targets), figsize=(3.0 * len(targets) + 1, 3.4), squeeze=False)
+    reps = list(dict.fromkeys(results["representation"]))
+    baselines = ("mfcc", "rand", "choi")
+    grey = iter(["0.35", "0.6", "0.8"])
+    blue = iter(plt.get_cmap("tab10").colors)
+    colors = {}
+    for r in reps:
+        colors[r] = "C3" if r == ours else next(grey, "0.5") if str(r).startswith(baselines) else next(blue)
+    fig, axes = plt.subplots(1, len(targets), figsize=(2.3 * len(targets) + 1, 3.2), squeeze=False)
     for ax, t in zip(axes[0], targets):
         sub = g[g["target"] == t].set_index("representation").reindex(reps)
-        colors = ["C3" if r == ours else "C0" if not str(r).startswith(("mfcc", "rand", "choi")) else "grey"
-                  for r in reps]
-        ax.bar(range(len(reps)), sub["mean"], yerr=sub["std"].fillna(0), color=colors, capsize=2)
-        ax.set_xticks(range(len(reps)), reps, rotation=60, ha="right", fontsize=8)
-        ax.set_title(f"{t}\n({sub['metric'].dropna().iloc[0] if sub['metric'].notna().any() else ''})", fontsize=9)
-    fig.tight_layout()
+        ax.bar(range(len(reps)), sub["mean"], yerr=sub["std"].fillna(0), capsize=2,
+               color=[colors[r] for r in reps])
+        ax.set_xticks([])
+        metric = sub["metric"].dropna().iloc[0] if sub["metric"].notna().any() else ""
+        ax.set_title(f"{t}\n{metric}", fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[r]) for r in reps]
+    fig.legend(handles, reps, loc="lower center", ncol=min(len(reps), 3), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * (1 + (len(reps) - 1) // 3), 1, 1))
     return fig
