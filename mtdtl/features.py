@@ -542,6 +542,10 @@ class ModelExtractor(Extractor):
             for i, it in enumerate(items):
                 yield i, prep(it)
             return
+        # Build the network runner before the decode thread starts: tracing it with torch.fx
+        # patches nn.Module.__call__ process-wide, and the decode thread's mel module called
+        # during the trace fails ("module is not installed as a submodule").
+        self._net
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtdtl-decode") as ex:
             q: deque = deque()
             it = iter(enumerate(items))

@@ -251,3 +251,19 @@ def test_a_file_failing_half_way_through_streaming_is_skipped_cleanly(audio_dir)
     assert isinstance(out[1], UnreadableAudio)
     for i in (0, 2):
         np.testing.assert_allclose(out[i], _extractor().extract(paths[i]), rtol=1e-5, atol=1e-6)
+
+
+def test_network_runner_is_built_before_the_decode_thread_starts(audio_dir, monkeypatch):
+    """torch.fx tracing (the CPU inference optimisation) patches nn.Module.__call__ for the whole
+    process: the runner must exist before the decode thread calls the mel module."""
+    ex = _extractor(optimize=True, prefetch=2)
+    seen = []
+    original = ModelExtractor._prepare
+
+    def spy(self, item):
+        seen.append(self._runner_cache is not None)
+        return original(self, item)
+
+    monkeypatch.setattr(ModelExtractor, "_prepare", spy)
+    out = dict(ex.extract_many([audio_dir / f"t{i}.wav" for i in range(4)]))
+    assert len(out) == 4 and seen and all(seen)
