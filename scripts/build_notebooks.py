@@ -148,14 +148,14 @@ seed: int = 0  # initial weights, dropout, sources, tracks and crops
 device: str = "auto"  # auto (CUDA when present), cuda or cpu
 store: str = ""  # spectrogram store with reduced labels; empty: the demo store of demo_size, built if missing
 demo_size: str = "small"  # demo corpus size used when store is empty
-out_dir: str = "train"  # run folder: checkpoint, log.jsonl, metrics.json, curves.png
+out_dir: str = ""  # run folder for checkpoint, log and curves; empty: data dir/runs/arch-sources-seed
 width: str = "full"  # full (Table 3) or tiny (tests)
 checkpoint_every: int = 1  # write the checkpoint every k epochs
 max_steps: int = 0  # stop after this many iterations in total, resumable; 0 means no limit
 """),
     code("""
 store = store or str(ensure_demo_store(size=demo_size, seed=seed))
-config = TrainConfig(arch=arch, sources=sources, store=store, out_dir=out_dir, epochs=epochs,
+config = TrainConfig(arch=arch, sources=sources, store=store, out_dir=out_dir or None, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed, device=device, width=width,
                      checkpoint_every=checkpoint_every, max_steps=max_steps or None)
 config
@@ -207,13 +207,14 @@ from mtdtl import plots
 from mtdtl.evaluation import summarize
 from mtdtl.evaluation.reference import choi_reference_check
 from mtdtl.log import setup_logging
+from mtdtl.train import TrainConfig, default_out_dir
 from mtdtl.transfer import baseline_representations, evaluate_transfer, representation_from_run, resolve_targets
 from mtdtl.walkthrough import default_corpus_dir
 
 setup_logging("INFO")
 """),
     params("""
-run_dir: str = "train"  # training run folder with model.json and model.safetensors
+run_dir: str = ""  # training run folder; empty: the run 02_train makes with its default parameters
 corpus: str = ""  # demo corpus folder for the demo targets; empty: the demo corpus of size and seed
 size: str = "small"  # demo corpus size when corpus is empty
 seed: int = 0  # base seed of splits and probes
@@ -223,11 +224,12 @@ repetitions: int = 5  # repetitions of every evaluation (paper: 5)
 baselines: str = "mfcc,rand"  # comma-separated: mfcc, rand, choi
 choi_weights: str = ""  # Choi et al.'s model_best.hdf5, needed for the choi baseline
 reference_dir: str = ""  # shared/reference folder: also runs the probes on Choi et al.'s published features
-out_dir: str = "evaluate"  # results.csv, figures and metrics.json go here
+out_dir: str = ""  # results.csv, figures and metrics.json; empty: run_dir/evaluate
 """),
     code("""
 corpus = corpus or str(default_corpus_dir(size, seed))
-out = Path(out_dir)
+run_dir = run_dir or str(default_out_dir(TrainConfig(seed=seed)))
+out = Path(out_dir or Path(run_dir) / "evaluate")
 out.mkdir(parents=True, exist_ok=True)
 ours = representation_from_run(run_dir)
 representations = [ours] + baseline_representations(baselines, run=ours, choi_weights=choi_weights or None)
