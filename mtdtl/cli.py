@@ -34,9 +34,11 @@ def _cmd_corpus_demo(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mtdtl.walkthrough import run_walkthrough
 
-    run_walkthrough(out_dir=args.out, size=args.size, seed=args.seed, arch=args.arch,
-                    sources=args.sources, epochs=args.epochs, workers=args.workers,
-                    corpus_root=args.root, progress=not args.quiet)
+    done = run_walkthrough(out_dir=args.out, size=args.size, seed=args.seed, arch=args.arch,
+                           sources=args.sources, epochs=args.epochs, k=args.k, workers=args.workers,
+                           corpus_root=args.root, progress=not args.quiet)
+    print(done.corpus_summary, end="\n\n")
+    print(done.report())
     return 0
 
 
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--arch", default="ms_cr@6")
     demo.add_argument("--sources", default="self,bpm,year,tag,taste,cdr_tag,lyrics,artist")
     demo.add_argument("--epochs", type=int, default=None, help="training epochs (default: the walkthrough's)")
+    demo.add_argument("--k", type=int, default=50, help="pLSA topics / GMM components per source (default: 50)")
     demo.add_argument("--root", type=Path, default=None, help="corpus folder")
     demo.add_argument("--workers", type=int, default=None)
     demo.set_defaults(func=_cmd_demo)

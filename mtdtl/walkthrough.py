@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ from mtdtl.log import get_logger
 from mtdtl.notebooks import run_notebook
 from mtdtl.paths import corpora_dir, stores_dir
 
-__all__ = ["default_corpus_dir", "default_store_dir", "ensure_demo_store", "run_walkthrough"]
+__all__ = ["default_corpus_dir", "default_store_dir", "ensure_demo_store", "run_walkthrough", "Walkthrough"]
 
 log = get_logger(__name__)
 
@@ -52,13 +53,50 @@ def ensure_demo_store(*, size: str = "small", seed: int = 0, k: int = 50, corpus
     return preprocess_corpus(corpus, store, k=k, seed=seed, workers=workers, progress=progress)
 
 
+@dataclass
+class Walkthrough:
+    """What :func:`run_walkthrough` made: the results table, where everything is, and timings."""
+
+    out_dir: Path
+    corpus: Path
+    store: Path
+    corpus_summary: str
+    results: pd.DataFrame
+    timings: dict = field(default_factory=dict)
+
+    def report(self) -> str:
+        """The results table (mean over repetitions) and the paths, as printed by ``mtdtl demo``."""
+        from mtdtl.evaluation.results import summarize
+
+        table = summarize(self.results)[["representation", "target", "metric", "mean", "std", "n"]]
+        with pd.option_context("display.max_rows", 500, "display.width", 200):
+            text = table.round(3).to_string(index=False)
+        total = sum(self.timings.values())
+        out = self.out_dir
+        return "\n".join([
+            "== results (mean over repetitions) ==", text, "",
+            f"walkthrough finished in {total / 60:.1f} min ("
+            + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items()) + ")",
+            f"executed notebooks: {out}/01_preprocess.ipynb, 02_train.ipynb, 03_evaluate.ipynb",
+            f"checkpoint:         {out / 'train'} (model.safetensors, model.json, curves.png)",
+            f"results table:      {out / 'evaluate' / 'results.csv'}",
+            f"figure:             {out / 'evaluate' / 'transfer_vs_baselines.png'}",
+            f"corpus:             {self.corpus}",
+            f"spectrogram store:  {self.store}",
+        ])
+
+
 def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = "small", seed: int = 0,
                     arch: str = "ms_cr@6", sources: str = "self,bpm,year,tag,taste,cdr_tag,lyrics,artist",
-                    epochs: int | None = None, workers: int | None = None, corpus_root: str | Path | None = None,
-                    progress: bool = True) -> pd.DataFrame:
-    """Run the whole single-run walkthrough and print where everything is.
+                    epochs: int | None = None, k: int = 50, workers: int | None = None,
+                    corpus_root: str | Path | None = None, progress: bool = True) -> Walkthrough:
+    """Run the whole single-run walkthrough; finished stages are reused, not recomputed.
 
-    Returns the tidy results table (one row per representation, target, repetition and metric).
+    Returns
+    -------
+    Walkthrough
+        The tidy results table (one row per representation, target, repetition and metric),
+        the corpus summary, the paths and the time of each stage; ``.report()`` formats them.
     """
     from mtdtl.corpora import Corpus
     from mtdtl.corpora.demo import build_demo_corpus
@@ -71,13 +109,14 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
     t0 = time.perf_counter()
     corpus = Path(corpus_root) if corpus_root else default_corpus_dir(size, seed)
     corpus = build_demo_corpus(root=corpus, size=size, seed=seed, workers=workers, progress=progress)
-    print(Corpus.open(corpus).summary(), flush=True)
+    summary = Corpus.open(corpus).summary()
+    log.info("corpus ready:\n%s", summary)
     store = default_store_dir(size, seed) if not corpus_root else out / "store"
     timings = {"corpus": time.perf_counter() - t0}
 
     stages = [
         ("01_preprocess", {"corpus": str(corpus), "store": str(store), "seed": seed,
-                           "workers": workers or 0}),
+                           "n_components": k, "workers": workers or 0}),
         ("02_train", {"store": str(store), "arch": arch, "sources": sources, "seed": seed,
                       "epochs": epochs or DEFAULT_EPOCHS, "out_dir": str(out / "train")}),
         ("03_evaluate", {"run_dir": str(out / "train"), "corpus": str(corpus), "seed": seed,
@@ -85,22 +124,10 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
     ]
     for name, params in stages:
         t = time.perf_counter()
-        print(f"\n== {name} ==", flush=True)
+        log.info("== %s ==", name)
         run_notebook(name, out / f"{name}.ipynb", parameters=params, cwd=out, progress=progress)
         timings[name] = time.perf_counter() - t
 
     results = pd.read_csv(out / "evaluate" / "results.csv")
-    summary = (results.groupby(["representation", "target", "metric"])["value"]
-               .agg(["mean", "std", "count"]).round(3))
-    with pd.option_context("display.max_rows", 200, "display.width", 160):
-        print("\n== results (mean over repetitions) ==")
-        print(summary.to_string())
-    total = time.perf_counter() - t0
-    print(f"\nwalkthrough finished in {total / 60:.1f} min "
-          + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
-    print(f"executed notebooks: {out}/0*_*.ipynb")
-    print(f"checkpoint:         {out / 'train'}")
-    print(f"figures:            {out / 'evaluate'} and {out / 'train'}")
-    print(f"results table:      {out / 'evaluate' / 'results.csv'}")
-    print(f"corpus: {corpus}\nstore:  {store}")
-    return results
+    return Walkthrough(out_dir=out, corpus=Path(corpus), store=Path(store), corpus_summary=summary,
+                       results=results, timings=timings)
