@@ -9,7 +9,7 @@ What it measures (one process, one run, so the ratios are comparable):
    FLOPs per sample x samples/s, and its ratio to the fp32 peak. On the CPU the same numbers are
    also estimated from the process's CPU time divided by the thread count, which a busy shared
    machine disturbs much less than wall-clock time;
-3. the data pipeline: batches per second that :mod:`mtdtl.train`'s loader makes from a
+3. the data pipeline: batches per second that :mod:`mtdtl.training`'s loader makes from a
    spectrogram store (planning + crops + scaling, in NHWC layout), single-threaded and with the
    loader's threads, next to the step rate;
 4. a projection of the paper's full study (425 networks, 200 epochs, 41,841 training clips):
@@ -49,7 +49,7 @@ from mtdtl.constants import ARCH_IDS, K, SOURCE_NAMES  # noqa: E402
 from mtdtl.device import cpu_has_bf16, device_summary, resolve_device, set_num_threads  # noqa: E402
 from mtdtl.models import build_model, forward_flops  # noqa: E402
 from mtdtl.models.registry import DESIGN_ARC_CODES  # noqa: E402
-from mtdtl.train import kl_loss  # noqa: E402
+from mtdtl.training import kl_loss  # noqa: E402
 
 DESIGN = Path(__file__).resolve().parents[2] / "shared" / "reference" / "ExperimentalDesign.csv"
 PAPER = {"n_train": 41_841, "n_valid": 4_649, "epochs": 200, "batch": 128}
@@ -130,7 +130,7 @@ def step_rates(archs: list[str], device: torch.device, *, bf16: bool, batch: int
 def pipeline_rate(store_dir: Path | None, device: torch.device, *, batch: int, n_batches: int, threads: int) -> dict:
     """Batches/s the training loader makes (plan + crops + scaling, NHWC), 1 thread and ``threads``."""
     from mtdtl.store import SpectrogramStore, write_store
-    from mtdtl.train import _Loader
+    from mtdtl.training.batches import _Loader
     from mtdtl.training.sampling import SourceData, make_rng, plan_epoch
 
     tmp = None

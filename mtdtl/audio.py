@@ -74,7 +74,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -678,3 +678,121 @@ def pad_to_min_frames(
     widths = [(0, 0)] * S.ndim
     widths[axis] = (0, min_frames - n)
     return np.pad(S, widths, mode="constant", constant_values=silence_db(S, front_end=front_end)).astype(S.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------
+# unusable tracks, front-end coercion, slicing, streaming long files
+# ---------------------------------------------------------------------------------------
+
+class UnreadableAudio(MtdtlError):
+    """A track that cannot be used (missing, corrupt, empty or silent): skipped and listed."""
+
+
+
+def as_front_end(fe: Any) -> "FrontEnd | None":
+    """``fe`` as a :class:`FrontEnd` (a FrontEnd, its dict, or None)."""
+    if fe is None or isinstance(fe, FrontEnd):
+        return fe
+    if isinstance(fe, dict):
+        return FrontEnd.from_dict(fe)
+    raise MtdtlError(f"front_end must be a mtdtl.audio.FrontEnd or its dict, got {type(fe).__name__}")
+
+
+def slice_frames(S: torch.Tensor, *, n_frames: int = CROP_FRAMES) -> torch.Tensor:
+    """Non-overlapping windows of a time-major spectrogram.
+
+    Parameters
+    ----------
+    S : torch.Tensor [shape=(channels, total_frames, n_mels)]
+    n_frames : int
+        Window length (216).
+
+    Returns
+    -------
+    torch.Tensor [shape=(total_frames // n_frames, channels, n_frames, n_mels)]
+        A trailing remainder shorter than ``n_frames`` is dropped.
+    """
+    c, t, m = S.shape
+    k = t // n_frames
+    return S[:, : k * n_frames].reshape(c, k, n_frames, m).transpose(0, 1)
+
+
+def stream_slices(path: Path, front_end: "FrontEnd", *, device: Any = "cpu", block_slices: int = 64,
+                  n_frames: int = CROP_FRAMES) -> Iterator[torch.Tensor]:
+    """Slices of a long file, block by block, equal to the one-piece path.
+
+    Pass 1 finds the loudest mel bin (which sets the ``top_db`` floor) and the peak sample
+    (silence check); pass 2 computes the same blocks again and cuts them into slices.
+    """
+    from mtdtl.audio import SILENCE_THRESHOLD_DB
+
+    fe = front_end
+    block = block_slices * n_frames
+    peak_db, peak = -np.inf, 0.0
+    for S, y_peak in stream_db_blocks(path, fe, block, device=device):
+        peak_db = max(peak_db, float(S.max()))
+        peak = max(peak, y_peak)
+    if not peak > 10.0 ** (SILENCE_THRESHOLD_DB / 20.0):
+        raise UnreadableAudio(f"{path} is silent (peak below {SILENCE_THRESHOLD_DB} dBFS)")
+    floor = peak_db - fe.top_db if fe.top_db is not None else -np.inf
+    for S, _ in stream_db_blocks(path, fe, block, device=device):
+        S = torch.clamp_min(S, floor) if fe.top_db is not None else S
+        sl = slice_frames(S, n_frames=n_frames)
+        if sl.shape[0]:
+            yield sl
+
+@torch.inference_mode()
+def stream_db_blocks(path: Path, front_end: "FrontEnd", block_frames: int, *, device: Any = "cpu"
+                     ) -> Iterator[tuple[torch.Tensor, float]]:
+    """``(S_block, peak)``: dB mel (no floor) of consecutive blocks of frames of a file.
+
+    Frame ``t`` of the whole (centred, zero-padded) signal covers samples
+    ``[t*hop - n_fft/2, t*hop + n_fft/2)``; each block is computed un-centred from exactly
+    those samples, so blocks join into the one-piece spectrogram.
+    """
+    import soundfile as sf
+    import soxr
+
+    from mtdtl.audio import MelSpectrogramDB, downmix
+
+    fe = front_end
+    if not fe.center or fe.pad_mode != "constant":
+        raise MtdtlError("streaming long files needs center=True with zero padding; raise max_seconds_in_memory")
+    raw = MelSpectrogramDB(dataclasses.replace(fe, center=False, top_db=None)).to(device)
+    half, hop = fe.n_fft // 2, fe.hop
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:
+        raise UnreadableAudio(f"cannot open {path} for streaming: {e}") from e
+    with f:
+        rs = soxr.ResampleStream(f.samplerate, fe.sr, 2, dtype="float32", quality=fe.resample_quality)
+        buf = np.zeros((2, half), dtype=np.float32)  # resampled samples from index `start` on
+        start = -half                                # (negative indices: the zero padding)
+        t0, n_frames, eof = 0, None, False
+        while True:
+            if not eof:
+                try:
+                    x = f.read(frames=max(int(f.samplerate) * 20, 1), dtype="float32", always_2d=True)
+                except Exception as e:
+                    raise UnreadableAudio(f"cannot decode {path}: {e}") from e
+                if not np.all(np.isfinite(x)):
+                    raise UnreadableAudio(f"{path} contains NaN or infinite samples")
+                eof = len(x) == 0
+                x = downmix(x.T).T if len(x) else np.zeros((0, 2), np.float32)
+                y = rs.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=eof).T
+                buf = np.concatenate([buf, y, np.zeros((2, half), np.float32) if eof else y[:, :0]], axis=1)
+                if eof:
+                    n_frames = 1 + (start + buf.shape[1] - half) // hop
+            while True:
+                t1 = t0 + block_frames if n_frames is None else min(t0 + block_frames, n_frames)
+                end = (t1 - 1) * hop + half  # frame t covers samples [t*hop - half, t*hop + half)
+                if t1 <= t0 or start + buf.shape[1] < end:
+                    break
+                seg = buf[:, t0 * hop - half - start: end - start]
+                S = raw(torch.from_numpy(np.ascontiguousarray(seg)).to(device)[None])[0]
+                yield S, float(np.abs(seg).max())
+                t0 = t1
+                drop = t0 * hop - half - start
+                buf, start = buf[:, drop:], start + drop
+            if eof:
+                return

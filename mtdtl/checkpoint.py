@@ -9,14 +9,14 @@ A checkpoint is two files side by side (in a run folder they are ``model.safeten
   ``n_out``, ``feature_order`` and ``feature_dim`` (the layout of ``model.features``),
   ``front_end`` (:meth:`mtdtl.audio.FrontEnd.to_dict`) and ``scaler`` (per-mel-band ``mean`` and
   ``std`` of the training split) so new audio is turned into inputs exactly as in training,
-  ``training`` (the :class:`mtdtl.train.TrainConfig`), ``epoch``/``step``, package ``versions``
+  ``training`` (the :class:`mtdtl.training.TrainConfig`), ``epoch``/``step``, package ``versions``
   and the same ``checkpoint_id``.
 
 Both files are written atomically (temporary name, then ``os.replace``), weights first. A pair
 whose ``checkpoint_id`` differs (a crash between the two writes) is refused on loading.
 
 Nothing is unpickled: safetensors holds raw tensors and JSON holds data. The resume state of a
-training run (:func:`save_state` / :func:`load_state`, used by :mod:`mtdtl.train`) follows the
+training run (:func:`save_state` / :func:`load_state`, used by :mod:`mtdtl.training`) follows the
 same rule: tensors in safetensors, everything else as JSON in its header.
 """
 
@@ -36,6 +36,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _st_save
 
+from mtdtl.audio import as_front_end
 from mtdtl.errors import MtdtlError
 from mtdtl.io import atomic_write_bytes
 from mtdtl.log import get_logger
@@ -282,3 +283,55 @@ def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     except (KeyError, ValueError) as err:
         raise MtdtlError(f"{path}: unreadable state header ({err})") from err
     return tensors, info
+
+
+# ---------------------------------------------------------------------------------------
+# reading a checkpoint's metadata for feature extraction
+# ---------------------------------------------------------------------------------------
+
+def weights_file(checkpoint: str | os.PathLike) -> Path:
+    """The weights file of a checkpoint given as a run folder, ``model.safetensors`` or ``model.json``."""
+    p = checkpoint_files(checkpoint)[0]
+    if not p.is_file():
+        raise MtdtlError(f"checkpoint not found: {checkpoint} (expected a run folder with model.safetensors, "
+                         "or the path of model.safetensors / model.json)")
+    return p
+
+
+def front_end_and_scaler(meta: dict, where: Any):
+    """Front end and scaler (mean, std per mel band) from a checkpoint's metadata."""
+    fe = meta.get("front_end")
+    if fe is None:
+        raise MtdtlError(f"checkpoint {where} has no front-end parameters in its metadata; re-save it with mtdtl")
+    sc = meta.get("scaler")
+    if isinstance(sc, dict):
+        mean, std = sc.get("mean"), sc.get("std", sc.get("scale"))
+    else:
+        mean, std = meta.get("scaler_mean"), meta.get("scaler_std")
+    if mean is None or std is None:
+        raise MtdtlError(f"checkpoint {where} has no input scaler (mean/std per mel band) in its metadata")
+    return as_front_end(fe), np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+
+def check_front_end(actual, requested: Any, *, what: str) -> None:
+    """Error unless the ``requested`` front end (if any) is compatible with a checkpoint's ``actual`` one."""
+    requested = as_front_end(requested)
+    if requested is not None:
+        requested.check_compatible(actual, what=f"{what}: front end requested vs the checkpoint's")
+
+
+def checkpoint_name(meta: dict, path: Path) -> str:
+    """A display name of a checkpoint: its run id when recorded, else ``arch[sources]``, else the file name."""
+    run = meta.get("run")
+    if isinstance(run, dict) and run.get("id"):
+        return str(run["id"])
+    arch = meta.get("arch")
+    srcs = meta.get("sources")
+    if arch and srcs:
+        return f"{arch}[{'+'.join(srcs)}]"
+    return path.stem if path.is_file() else path.name
+
+
+# ---------------------------------------------------------------------------------------
+# The registry of representations
+# ---------------------------------------------------------------------------------------

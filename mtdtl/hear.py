@@ -100,7 +100,7 @@ def load_model(model_file_path: str = "", **kw) -> HearModel:
     hop_ms = kw.pop("hop_ms", 50.0)
     path = str(model_file_path or "")
     if not path:
-        from mtdtl.baselines.rand import rand_extractor
+        from mtdtl.features.baselines.rand import rand_extractor
 
         arch = kw.pop("arch", "ss_r")
         log.warning("mtdtl.hear.load_model without a checkpoint: an untrained %s network (Rand baseline)", arch)

@@ -133,7 +133,7 @@ from IPython.display import display
 
 from mtdtl.log import setup_logging
 from mtdtl.models import build_model, param_table
-from mtdtl.train import TrainConfig, plot_curves, train
+from mtdtl.training import TrainConfig, plot_curves, train
 from mtdtl.walkthrough import ensure_demo_store
 
 setup_logging("INFO")
@@ -207,7 +207,7 @@ from mtdtl import plots
 from mtdtl.evaluation import summarize
 from mtdtl.evaluation.reference import choi_reference_check
 from mtdtl.log import setup_logging
-from mtdtl.train import TrainConfig, default_out_dir
+from mtdtl.training import TrainConfig, default_out_dir
 from mtdtl.transfer import baseline_representations, evaluate_transfer, representation_from_run, resolve_targets
 from mtdtl.walkthrough import default_corpus_dir
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from mtdtl.audio import FrontEnd
-from mtdtl.baselines.mfcc import MFCC_DIM, mfcc_features
+from mtdtl.features.baselines.mfcc import MFCC_DIM, mfcc_features
 from mtdtl.errors import MtdtlError
 from mtdtl.features import ModelExtractor, extract_dataset, extract_files, get_extractor
 

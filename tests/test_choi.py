@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtdtl.baselines.choi import CHOI_N_SAMPLES, CHOI_SR, choi_input, load_choi, read_keras_hdf5
+from mtdtl.features.baselines.choi import CHOI_N_SAMPLES, CHOI_SR, choi_input, load_choi, read_keras_hdf5
 from mtdtl.errors import MtdtlError
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-import mtdtl.store as store_mod
+import mtdtl.store.build as store_mod
 from mtdtl.audio import FrontEnd, load_audio, mel_db, pad_to_min_frames, silence_db
 from mtdtl.constants import CROP_FRAMES, SR
 from mtdtl.errors import MtdtlError

@@ -16,7 +16,7 @@ from mtdtl.constants import CROP_FRAMES
 from mtdtl.device import cpu_has_bf16, resolve_bf16, resolve_device
 from mtdtl.errors import MtdtlError
 from mtdtl.models import build_model
-from mtdtl.train import TrainConfig, kl_loss, log_table, plot_curves, read_log, self_loss, train
+from mtdtl.training import TrainConfig, kl_loss, log_table, plot_curves, read_log, self_loss, train
 from mtdtl.training.sampling import (
     SourceData, epoch_length, make_rng, plan_epoch, source_data, validation_batches,
 )

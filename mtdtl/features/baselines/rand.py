@@ -87,7 +87,9 @@ def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None
         ``batch_size``, ``device``, ... of :class:`mtdtl.features.ModelExtractor`.
     """
     from mtdtl.audio import FrontEnd
-    from mtdtl.features import ModelExtractor, _as_front_end, _check_front_end, _front_end_and_scaler
+    from mtdtl.audio import as_front_end as _as_front_end
+    from mtdtl.checkpoint import check_front_end as _check_front_end, front_end_and_scaler as _front_end_and_scaler
+    from mtdtl.features.model import ModelExtractor
 
     if checkpoint is not None:
         from mtdtl.checkpoint import load_checkpoint

@@ -2,7 +2,7 @@
 
 Usage (a notebook is these few calls)::
 
-    from mtdtl.train import TrainConfig, train, plot_curves
+    from mtdtl.training import TrainConfig, train, plot_curves
     cfg = TrainConfig(arch="ms_cr@6", sources="self,tag,year", store=store_dir, out_dir=run_dir, epochs=20)
     run_dir = train(cfg)                 # resumes by itself when run_dir holds this run
     plot_curves(run_dir)                 # learning curves per source (a matplotlib Figure)
@@ -49,282 +49,43 @@ the hardware does bf16 natively; ``channels_last`` is on by default. On the CPU 
 ``num_threads``. Batches are read by background threads ahead of the step.
 
 Channels-last is on by default for the full-width network only.
+
 """
 
 from __future__ import annotations
 
-import collections
 import copy
-import dataclasses
-import itertools
 import json
-import math
 import os
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mtdtl.io import atomic_write_text
 from mtdtl.checkpoint import (
     checkpoint_files, jsonable, load_state, package_versions, read_meta, save_checkpoint, save_state,
 )
-from mtdtl.constants import CROP_FRAMES, K, SOURCE_NAMES
+from mtdtl.constants import K
 from mtdtl.device import (
     cpu_speed_hints, device_summary, resolve_bf16, resolve_device, seed_everything, set_num_threads,
 )
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
-from mtdtl.models import WIDTHS, build_model, canonical_sources, count_parameters, parse_arch
+from mtdtl.models import build_model, count_parameters, parse_arch
 from mtdtl.training.sampling import (
     Batch, data_fingerprint, epoch_length, make_rng, plan_epoch, source_data, validation_batches,
 )
 from mtdtl.training.state import optimizer_from_state, optimizer_to_state, rng_from_state, rng_to_state
 
-__all__ = ["TrainConfig", "train", "plot_curves", "read_log", "log_table", "kl_loss", "self_loss",
-           "default_out_dir"]
+from mtdtl.training.config import TrainConfig, IDENTITY_FIELDS, STATE_NAME, LOG_NAME, METRICS_NAME, CURVES_NAME, default_out_dir
+from mtdtl.training.losses import kl_loss, self_loss
+from mtdtl.training.batches import _Loader
 
 log = get_logger(__name__)
-
-STATE_NAME = "train_state.safetensors"
-LOG_NAME = "log.jsonl"
-METRICS_NAME = "metrics.json"
-CURVES_NAME = "curves.png"
-
-#: Config fields that define a run: resuming with any of them changed is an error.
-IDENTITY_FIELDS = ("arch", "sources", "batch_size", "lr", "l2", "seed", "width")
-
-
-# ---------------------------------------------------------------------------------------
-# configuration
-# ---------------------------------------------------------------------------------------
-
-@dataclass
-class TrainConfig:
-    """Everything that defines one training run.
-
-    Parameters
-    ----------
-    arch : str
-        Architecture id (``ss_r``, ``mss_cr``, ``ms_cr@2``, ``ms_cr@4``, ``ms_cr@6``, ``ms_sr@fc``).
-    sources : str or sequence of str
-        Learning sources (list, or a comma-separated string); stored in canonical order.
-    store : path
-        Spectrogram store folder with reduced labels (``mtdtl.preprocess.preprocess_corpus``).
-    out_dir : path, optional
-        Run folder; default ``<data dir>/runs/<arch>-<sources>-seed<seed>``.
-    epochs : int
-        N (200 in the paper).
-    batch_size : int
-        b (128); ``self`` batches are b pairs.
-    lr : float
-        Adam's learning rate (2.5e-4).
-    l2 : float
-        L2 weight on all parameters (1e-6), applied as Adam's weight decay (module docstring).
-    seed : int
-        Seeds the initial weights, dropout, and the sampler of sources, tracks and crops.
-    width : {"full", "tiny"}
-        Table 3's network or the tiny test network.
-    device : str, optional
-        ``None``/``"auto"``: CUDA when present, else CPU.
-    bf16 : bool or "auto"
-        bf16 autocast; ``"auto"``: where the hardware does bf16 natively.
-    channels_last : bool, optional
-        NHWC memory layout for the model and inputs (faster on CPU and recent GPUs at full
-        width). ``None``: on for ``width="full"``, off for ``"tiny"`` (NHWC kernels are slower
-        than NCHW for its 4-16 channels).
-    num_threads : int, optional
-        CPU threads (default ``$MTDTL_NUM_THREADS`` or torch's default).
-    checkpoint_every : int
-        Write the checkpoint every k epochs (and always at the end).
-    keep_checkpoints : bool
-        Also keep each of those checkpoints under ``checkpoints/epoch-NNNN/``.
-    valid_batch_size : int, optional
-        Batch size of validation (default: ``batch_size``).
-    loader_threads : int, optional
-        Background threads reading batches (default 1 on CPU, 4 on CUDA; 0: read in the loop).
-    prefetch : int
-        Batches read ahead.
-    max_steps : int, optional
-        Stop (with a resumable checkpoint) once this many iterations are done in total (tests,
-        time-boxed jobs). Not part of the run's identity.
-    deterministic : bool
-        On CUDA, deterministic cuDNN kernels (slower). CPU runs are deterministic anyway.
-    """
-
-    arch: str = "ms_cr@6"
-    sources: Any = SOURCE_NAMES
-    store: Any = None
-    out_dir: Any = None
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 2.5e-4
-    l2: float = 1e-6
-    seed: int = 0
-    width: str = "full"
-    device: str | None = None
-    bf16: Any = "auto"
-    channels_last: bool | None = None
-    num_threads: int | None = None
-    checkpoint_every: int = 1
-    keep_checkpoints: bool = False
-    valid_batch_size: int | None = None
-    loader_threads: int | None = None
-    prefetch: int = 4
-    max_steps: int | None = None
-    deterministic: bool = False
-
-    def __post_init__(self) -> None:
-        self.arch = parse_arch(self.arch).id
-        self.sources = canonical_sources(self.sources)
-        if not parse_arch(self.arch).multi_source and len(self.sources) != 1:
-            raise MtdtlError(f"{parse_arch(self.arch).label} learns from exactly one source; got {list(self.sources)}. "
-                             "Use mss_cr, ms_cr@2/4/6 or ms_sr@fc for several sources")
-        if self.width not in WIDTHS:
-            raise MtdtlError(f"unknown width {self.width!r}; valid: {', '.join(WIDTHS)}")
-        for name in ("epochs", "batch_size", "checkpoint_every", "seed", "prefetch"):
-            setattr(self, name, int(getattr(self, name)))
-        self.lr, self.l2 = float(self.lr), float(self.l2)
-        if self.epochs < 1:
-            raise MtdtlError(f"epochs={self.epochs}: must be at least 1")
-        if self.batch_size < 2:
-            raise MtdtlError(f"batch_size={self.batch_size}: must be at least 2 (batch normalisation)")
-        if not self.lr > 0 or not self.l2 >= 0:
-            raise MtdtlError(f"lr={self.lr} must be > 0 and l2={self.l2} >= 0")
-        if self.checkpoint_every < 1:
-            raise MtdtlError(f"checkpoint_every={self.checkpoint_every}: must be at least 1")
-        if self.max_steps is not None:
-            self.max_steps = int(self.max_steps)
-        if self.valid_batch_size is not None:
-            self.valid_batch_size = int(self.valid_batch_size)
-        if self.store is not None:
-            self.store = str(self.store)
-        if self.out_dir is not None:
-            self.out_dir = str(self.out_dir)
-        if isinstance(self.bf16, str) and self.bf16.strip().lower() in ("true", "false"):
-            self.bf16 = self.bf16.strip().lower() == "true"
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (``sources`` as a list)."""
-        d = dataclasses.asdict(self)
-        d["sources"] = list(self.sources)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        extra = sorted(set(d) - names)
-        if extra:
-            raise MtdtlError(f"unknown TrainConfig fields {extra}")
-        return cls(**d)
-
-    def identity(self) -> dict:
-        """The fields that define the run (see :data:`IDENTITY_FIELDS`)."""
-        d = self.to_dict()
-        return {k: d[k] for k in IDENTITY_FIELDS}
-
-
-def default_out_dir(config: TrainConfig) -> Path:
-    """``<data dir>/runs/<arch>-<sources>-seed<seed>`` (``@`` dropped from the id)."""
-    from mtdtl.paths import data_dir
-
-    return data_dir() / "runs" / f"{config.arch.replace('@', '')}-{'+'.join(config.sources)}-seed{config.seed}"
-
-
-# ---------------------------------------------------------------------------------------
-# losses
-# ---------------------------------------------------------------------------------------
-
-def kl_loss(logits: torch.Tensor, z: torch.Tensor, *, reduction: str = "batchmean") -> torch.Tensor:
-    """KL(z ‖ softmax(logits)) = Σ_k z_k (log z_k − log softmax(logits)_k), mean over the batch.
-
-    Parameters
-    ----------
-    logits : torch.Tensor [shape=(batch, k)]
-    z : torch.Tensor [shape=(batch, k)]
-        Target distributions (rows sum to 1; zeros allowed: 0 log 0 = 0).
-    reduction : {"batchmean", "sum"}
-    """
-    return F.kl_div(F.log_softmax(logits.float(), dim=1), z.float(), reduction=reduction)
-
-
-def self_loss(logits: torch.Tensor, same: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of the same-track decision (Eq. 5): logits [shape=(batch, 2)], same ∈ {0, 1}."""
-    return F.cross_entropy(logits.float(), same, reduction=reduction)
-
-
-# ---------------------------------------------------------------------------------------
-# batches
-# ---------------------------------------------------------------------------------------
-
-class _Loader:
-    """Reads the crops of planned batches, in order, optionally in background threads."""
-
-    def __init__(self, store, device: torch.device, *, channels_last: bool, threads: int, prefetch: int) -> None:
-        self.store = store
-        self.device = device
-        self.channels_last = channels_last
-        self.threads = max(0, int(threads))
-        self.prefetch = max(1, int(prefetch))
-        self.n_mels = int(store.front_end.n_mels)
-        self.n_channels = int(store.front_end.n_channels)
-
-    def load(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Crops of ``batch`` as a CPU tensor [shape=(n, 2, 216, n_mels)] (NHWC memory when
-        ``channels_last``: the store writes straight into that layout) and its targets."""
-        n = len(batch.rows)
-        if self.channels_last:
-            buf = np.empty((n, CROP_FRAMES, self.n_mels, self.n_channels), dtype=np.float32)
-            self.store.crops(batch.rows, batch.starts, out=buf.transpose(0, 3, 1, 2))
-            x = torch.from_numpy(buf).permute(0, 3, 1, 2)
-        else:
-            x = torch.from_numpy(self.store.crops(batch.rows, batch.starts))
-        t = torch.from_numpy(np.ascontiguousarray(batch.target))
-        if self.device.type == "cuda":
-            x, t = x.pin_memory(), t.pin_memory()
-        return x, t
-
-    def iterate(self, batches: Sequence[Batch]) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
-        """(batch, x, target) on the device, in the order of ``batches``."""
-        if self.threads == 0:
-            for b in batches:
-                yield (b, *self._to_device(*self.load(b)))
-            return
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="mtdtl-loader") as pool:
-            it = iter(batches)
-            pending = collections.deque((b, pool.submit(self.load, b)) for b in itertools.islice(it, self.prefetch))
-            try:
-                while pending:
-                    b, fut = pending.popleft()
-                    x, t = fut.result()
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        pending.append((nxt, pool.submit(self.load, nxt)))
-                    yield b, *self._to_device(x, t)
-            finally:
-                for _, fut in pending:
-                    fut.cancel()
-
-    def _to_device(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.device.type == "cpu":
-            return x, t
-        x = x.to(self.device, non_blocking=True)
-        if self.channels_last:  # a no-op unless pinning lost the NHWC strides
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, t.to(self.device, non_blocking=True)
-
-
-# ---------------------------------------------------------------------------------------
-# Ctrl-C between steps
-# ---------------------------------------------------------------------------------------
 
 class _StopOnSigint:
     """First Ctrl-C: finish the current step, checkpoint, then raise KeyboardInterrupt.
@@ -713,6 +474,8 @@ class _Run:
 
     def _write_curves(self) -> None:
         try:
+            from mtdtl.plots.training import plot_curves
+
             fig = plot_curves(self.out)
             fig.savefig(self.out / CURVES_NAME, dpi=100)
         except Exception as err:  # a plot must never break a run
@@ -803,55 +566,3 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
 # ---------------------------------------------------------------------------------------
 # learning curves
 # ---------------------------------------------------------------------------------------
-
-def plot_curves(run_dir: str | os.PathLike):
-    """Learning curves of a run: per source, training and validation loss by epoch.
-
-    Parameters
-    ----------
-    run_dir : path
-        A run folder (reads ``log.jsonl``).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One panel per source (``self`` also shows validation accuracy on a second axis).
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    records = read_log(run_dir)
-    if not records:
-        raise MtdtlError(f"no epochs logged in {Path(run_dir) / LOG_NAME} yet")
-    sources = [s for s in SOURCE_NAMES if s in records[-1].get("train_loss", {})]
-    n = len(sources)
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.4 * cols, 2.6 * rows + 0.4), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    epochs = [r["epoch"] for r in records]
-
-    def series(values):
-        return [np.nan if v is None else v for v in values]
-
-    for ax, s in zip(axes.flat, sources):
-        lines = ax.plot(epochs, series(r["train_loss"].get(s) for r in records), marker=".", label="train")
-        va = [r.get("valid_loss", {}).get(s) for r in records]
-        if any(v is not None for v in va):
-            lines += ax.plot(epochs, series(va), marker=".", label="valid")
-        ax.set_title(s)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("cross-entropy" if s == "self" else "KL divergence")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        acc = [r.get("valid_acc", {}).get(s) for r in records]
-        if any(v is not None for v in acc):
-            ax2 = ax.twinx()
-            lines += ax2.plot(epochs, series(acc), color="tab:green", ls="--", label="valid accuracy")
-            ax2.set_ylim(0, 1)
-            ax2.set_ylabel("accuracy")
-        ax.legend(lines, [ln.get_label() for ln in lines], fontsize="small")
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.suptitle(f"{Path(run_dir).name}: learning curves", fontsize="medium")
-    return fig

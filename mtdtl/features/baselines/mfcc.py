@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from mtdtl.constants import SR
-from mtdtl.features import Extractor
+from mtdtl.features.base import Extractor
 
 __all__ = ["MFCC_DIM", "mfcc_features", "MFCCExtractor"]
 

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtdtl.errors import MtdtlError
-from mtdtl.features import Extractor
+from mtdtl.features.base import Extractor
 from mtdtl.log import get_logger
 
 __all__ = [
