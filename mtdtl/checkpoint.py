@@ -26,7 +26,6 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import platform
 import uuid
 from pathlib import Path
 from typing import Any, Mapping
@@ -83,15 +82,10 @@ def jsonable(obj: Any) -> Any:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape a checkpoint."""
-    import safetensors
+    """Versions of the packages that shape a checkpoint (and mtdtl's commit in a git checkout)."""
+    from mtdtl.io import package_versions as _versions
 
-    import mtdtl
-
-    return {"mtdtl": mtdtl.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "safetensors": safetensors.__version__, "python": platform.python_version()}
-
-
+    return _versions("torch", "numpy", "safetensors")
 
 
 def checkpoint_files(path: str | os.PathLike) -> tuple[Path, Path]:

@@ -125,7 +125,10 @@ def arch_from_token(token: str) -> str:
 
 
 def _fmt_float(x: float) -> str:
-    return repr(float(x)).replace("e-0", "e-").replace("e+0", "e+")
+    """Shortest positional form (no exponent, so no ``-`` inside an id part): 2.5e-05 → 0.000025."""
+    import numpy as np
+
+    return np.format_float_positional(float(x), trim="-")
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,18 @@ dataset (:func:`mtdtl.targets.load_target`) it
 2. runs the target's evaluation: the MLP probe for classification (accuracy) and regression
    (R²), the content-aware WMF cold-start recommender for recommendation (nDCG@500), each
    repeated ``repetitions`` times (:mod:`mtdtl.evaluation`);
-3. appends the tidy rows (``representation, arch, sources, target, repetition, metric,
-   value``) to the results table on disk.
+3. appends the tidy rows (:data:`mtdtl.evaluation.results.COLUMNS`: the representation's
+   identity from :mod:`mtdtl.runs`, target, task, repetition, split, metric, value, protocol)
+   to the results table on disk (one file per run: ``<run>/evaluate/results.csv``).
 
-It resumes: a (representation, target) pair whose rows are already in the table is skipped,
-and extraction reads the cache. Nothing finished is recomputed or overwritten.
+It resumes: a (run, representation, target, protocol) whose rows are already in the table is
+skipped, and extraction reads the cache. Nothing finished is recomputed or overwritten.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,77 +32,114 @@ from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 
 __all__ = ["Representation", "representation_from_run", "baseline_representations", "resolve_targets",
-           "evaluate_transfer"]
+           "evaluate_transfer", "BASELINES"]
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class Representation:
-    """A representation to evaluate: a display id, what builds its extractor, and its design factors.
+    """A representation to evaluate: its identity, and what builds its extractor.
 
     Parameters
     ----------
     name : str
-        Representation id in the results table (e.g. ``"ms_cr@6-s0"`` or ``"mfcc"``).
+        Representation id in the results table: a run id (:attr:`mtdtl.runs.RunSpec.id`) or a
+        baseline's name (:func:`mtdtl.runs.baseline_id`, e.g. ``"rand-ss_r-seed0"``, ``"mfcc"``).
     spec : str
         What :func:`mtdtl.features.get_extractor` accepts (checkpoint path, ``"mfcc"``,
-        ``"rand:<checkpoint>"``, ``"choi:<hdf5>"``).
-    arch : str
-        Architecture id (empty for MFCC and Choi).
-    sources : str
-        Learning sources, "+"-joined (empty for baselines without sources).
+        ``"rand:<arch>"``, ``"choi:<hdf5>"``).
+    identity : dict
+        The identity columns of its result rows (:data:`mtdtl.runs.IDENTITY_COLUMNS`).
+    options : dict
+        Keyword arguments of its extractor (e.g. the checkpoint whose scaler Rand uses).
     """
 
     name: str
     spec: str
-    arch: str = ""
-    sources: str = ""
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> str:
+        return str(self.identity.get("arch", ""))
+
+    @property
+    def sources(self) -> str:
+        return str(self.identity.get("sources", ""))
+
+    @property
+    def kind(self) -> str:
+        return str(self.identity.get("kind", "learned"))
 
 
-def representation_from_run(run_dir: str | Path, *, name: str | None = None) -> Representation:
-    """The trained representation of a training run folder (reads its ``model.json``)."""
-    from mtdtl.evaluation.results import sources_key
+def representation_from_run(run_dir: str | Path) -> Representation:
+    """The trained representation of a training run folder (its :class:`~mtdtl.runs.RunSpec`)."""
+    from mtdtl.runs import RunSpec
 
     run_dir = Path(run_dir)
-    meta_path = run_dir / "model.json"
-    if not meta_path.is_file():
+    if not (run_dir / "model.json").is_file():
         raise MtdtlError(f"no checkpoint in {run_dir} (model.json missing); train a model first (02_train)")
-    meta = json.loads(meta_path.read_text())
-    arch = str(meta.get("arch") or meta.get("architecture") or "")
-    sources = sources_key(meta.get("sources") or [])
-    seed = (meta.get("training") or {}).get("seed", meta.get("seed", ""))
-    # the epoch is part of the id: a run trained further is another representation, and its
-    # results must not be mistaken for (and skipped as) the earlier one's
-    epoch = meta.get("epoch", "")
-    return Representation(name=name or f"{arch}[{sources}]-s{seed}-e{epoch}", spec=str(run_dir), arch=arch,
-                          sources=sources)
+    spec = RunSpec.from_folder(run_dir)
+    return Representation(name=spec.id, spec=str(run_dir), identity=spec.identity_columns())
+
+
+#: Baseline names :func:`baseline_representations` knows.
+BASELINES = ("mfcc", "rand", "rand_arch", "choi")
 
 
 def baseline_representations(names: Sequence[str] | str, *, run: Representation | None = None,
-                             choi_weights: str | Path | None = None) -> list[Representation]:
-    """The paper's baselines (Section 4.2) by name: ``mfcc``, ``rand`` and ``choi``.
+                             choi_weights: str | Path | None = None, rand_seed: int = 0) -> list[Representation]:
+    """The paper's baselines (Section 4.2) by name: ``mfcc``, ``rand``, ``rand_arch`` and ``choi``.
 
-    ``rand`` is the trained run's architecture and sources, untrained, from a fixed seed (it
-    needs ``run``); ``choi`` needs the user-supplied ``model_best.hdf5`` (``choi_weights``).
+    - ``rand`` (the paper's Rand, Figure 8): the base network of Table 3 (SS-R), untrained, from
+      a fixed seed: one 256-unit fc-feature, 512 dimensions after mean ‖ std, fed with the
+      spectrograms standardised by the store's scaler (taken from ``run``'s checkpoint, whose
+      width it also takes). Named ``rand-ss_r-seed<seed>``.
+    - ``rand_arch`` (an option, not the paper's): the run's own architecture and sources,
+      untrained (for MS-CR@6 with 8 sources, 4,096 dimensions). Named
+      ``rand-<arch>-<sources>-seed<seed>``.
+    - ``mfcc``; ``choi`` needs the user-supplied ``model_best.hdf5`` (``choi_weights``).
     """
+    from mtdtl.runs import baseline_id
+
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     out = []
     for n in names:
         if n == "mfcc":
-            out.append(Representation("mfcc", "mfcc"))
-        elif n == "rand":
+            out.append(Representation("mfcc", "mfcc", {"run": "mfcc", "representation": "mfcc", "kind": "mfcc"}))
+        elif n in ("rand", "rand_arch"):
             if run is None:
-                raise MtdtlError("the rand baseline needs a trained run (its architecture and sources)")
-            out.append(Representation("rand", f"rand:{run.spec}", arch=run.arch, sources=run.sources))
+                raise MtdtlError(f"the {n} baseline needs a trained run (its scaler{', architecture and sources' if n == 'rand_arch' else ''})")
+            width = _run_width(run)
+            if n == "rand":
+                rid = baseline_id("rand", arch="ss_r", seed=rand_seed, width=width)
+                ident = {"run": rid, "representation": rid, "kind": "rand", "arch": "ss_r", "sources": "",
+                         "seed": rand_seed}
+                out.append(Representation(rid, "rand:ss_r", ident, {"checkpoint": run.spec, "seed": rand_seed}))
+            else:
+                rid = baseline_id("rand", arch=run.arch, sources=run.sources, seed=rand_seed, width=width)
+                ident = {"run": rid, "representation": rid, "kind": "rand", "arch": run.arch, "sources": run.sources,
+                         "seed": rand_seed}
+                out.append(Representation(rid, f"rand:{run.spec}", ident, {"seed": rand_seed}))
         elif n == "choi":
             if not choi_weights or not Path(choi_weights).is_file():
                 raise MtdtlError(f"the choi baseline needs Choi et al.'s model_best.hdf5; not found at {choi_weights!r}")
-            out.append(Representation("choi", f"choi:{choi_weights}"))
+            out.append(Representation("choi", f"choi:{choi_weights}", {"run": "choi", "representation": "choi",
+                                                                       "kind": "choi"}))
         else:
-            raise MtdtlError(f"unknown baseline {n!r}; valid: mfcc, rand, choi")
+            raise MtdtlError(f"unknown baseline {n!r}; valid: {', '.join(BASELINES)}")
     return out
+
+
+def _run_width(run: Representation) -> str:
+    try:
+        from mtdtl.runs import RunSpec
+
+        return RunSpec.from_folder(run.spec).width
+    except Exception:  # noqa: BLE001 - a checkpoint without a run record: full width
+        return "full"
 
 
 def resolve_targets(targets: str | Sequence[str], *, corpus: str | Path | None = None,
@@ -183,17 +220,21 @@ def evaluate_transfer(representations: Sequence[Representation], targets: Sequen
         raise MtdtlError("no representation to evaluate")
     if not targets:
         raise MtdtlError("no target dataset to evaluate on")
+    from mtdtl.evaluation.protocol import PROTOCOL
+
+    protocol = PROTOCOL
     table = ResultsTable(results)
     by_audio: dict[str, list] = {}
     for t in targets:
         by_audio.setdefault(_audio_key(t), []).append(t)
 
     for rep in representations:
-        todo = [t for t in targets if not table.has(representation=rep.name, target=t.name)]
+        todo = [t for t in targets if not table.has(run=rep.identity.get("run", rep.name),
+                                                    representation=rep.name, target=t.name, protocol=protocol)]
         if not todo:
             log.info("%s: every target already evaluated, skipped", rep.name)
             continue
-        extractor = get_extractor(rep.spec, **dict(extractor_kwargs or {}))
+        extractor = get_extractor(rep.spec, **{**dict(rep.options), **dict(extractor_kwargs or {})})
         for key, group in by_audio.items():
             group = [t for t in group if any(t is x for x in todo)]
             if not group:
@@ -221,9 +262,9 @@ def evaluate_transfer(representations: Sequence[Representation], targets: Sequen
                     evals = evaluate_probe(X, y, task=t.task, split=split if has_split else None,
                                            groups=None if has_split else groups,
                                            n_repetitions=repetitions, seed=seed)
-                rows = tidy_rows(evals, representation=rep.name, target=t.name, arch=rep.arch,
-                                 sources=rep.sources)
+                rows = tidy_rows(evals, identity={**rep.identity, "representation": rep.name}, target=t.name,
+                                 task=t.task, protocol=protocol)
                 table.append(rows)
-                mean = {k: float(np.mean([e[k] for e in evals])) for k in evals[0]}
+                mean = {k: float(np.mean([e[k] for e in evals])) for k in evals[0] if k != "split"}
                 log.info("%s on %s: %s", rep.name, t.name, ", ".join(f"{k} {v:.3f}" for k, v in mean.items()))
     return table.read()

@@ -18,24 +18,14 @@ import pandas as pd
 
 from mtdtl.log import get_logger
 from mtdtl.notebooks import run_notebook
-from mtdtl.paths import corpora_dir, stores_dir
+from mtdtl.paths import demo_corpus_dir, demo_store_dir, stores_dir
 
-__all__ = ["default_corpus_dir", "default_store_dir", "ensure_demo_store", "run_walkthrough", "Walkthrough"]
+__all__ = ["ensure_demo_store", "run_walkthrough", "Walkthrough"]
 
 log = get_logger(__name__)
 
 #: Walkthrough defaults: small enough for a 2-core CPU in about ten minutes.
 DEFAULT_EPOCHS = 30
-
-
-def default_corpus_dir(size: str = "small", seed: int = 0) -> Path:
-    """Where the demo corpus of ``size`` and ``seed`` is built by default."""
-    return corpora_dir() / f"demo-{size}-seed{seed}"
-
-
-def default_store_dir(size: str = "small", seed: int = 0) -> Path:
-    """Where the spectrogram store of the default demo corpus is written by default."""
-    return stores_dir() / f"demo-{size}-seed{seed}"
 
 
 def ensure_demo_store(*, size: str = "small", seed: int = 0, k: int = 50, corpus: str | Path | None = None,
@@ -48,7 +38,7 @@ def ensure_demo_store(*, size: str = "small", seed: int = 0, k: int = 50, corpus
     from mtdtl.preprocess import preprocess_corpus
 
     corpus = Path(corpus) if corpus else build_demo_corpus(
-        root=default_corpus_dir(size, seed), size=size, seed=seed, workers=workers, progress=progress)
+        root=demo_corpus_dir(size, seed), size=size, seed=seed, workers=workers, progress=progress)
     store = Path(store) if store else stores_dir() / Path(corpus).name
     return preprocess_corpus(corpus, store, k=k, seed=seed, workers=workers, progress=progress)
 
@@ -87,7 +77,7 @@ class Walkthrough:
 
 
 def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = "small", seed: int = 0,
-                    arch: str = "ms_cr@6", sources: str = "self,bpm,year,tag,taste,cdr_tag,lyrics,artist",
+                    arch: str = "ms_cr@6", sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist",
                     epochs: int | None = None, k: int = 50, workers: int | None = None,
                     corpus_root: str | Path | None = None, progress: bool = True) -> Walkthrough:
     """Run the whole single-run walkthrough; finished stages are reused, not recomputed.
@@ -107,11 +97,11 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
     # faster training steps); must be in the environment before torch starts
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     t0 = time.perf_counter()
-    corpus = Path(corpus_root) if corpus_root else default_corpus_dir(size, seed)
+    corpus = Path(corpus_root) if corpus_root else demo_corpus_dir(size, seed)
     corpus = build_demo_corpus(root=corpus, size=size, seed=seed, workers=workers, progress=progress)
     summary = Corpus.open(corpus).summary()
     log.info("corpus ready:\n%s", summary)
-    store = default_store_dir(size, seed) if not corpus_root else out / "store"
+    store = demo_store_dir(size, seed) if not corpus_root else out / "store"
     timings = {"corpus": time.perf_counter() - t0}
 
     stages = [
@@ -128,6 +118,8 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
         run_notebook(name, out / f"{name}.ipynb", parameters=params, cwd=out, progress=progress)
         timings[name] = time.perf_counter() - t
 
-    results = pd.read_csv(out / "evaluate" / "results.csv")
+    from mtdtl.evaluation.results import ResultsTable
+
+    results = ResultsTable(out / "evaluate" / "results.csv").read()
     return Walkthrough(out_dir=out, corpus=Path(corpus), store=Path(store), corpus_summary=summary,
                        results=results, timings=timings)

@@ -53,12 +53,11 @@ from IPython.display import display
 from mtdtl import plots
 from mtdtl.corpora import Corpus
 from mtdtl.log import setup_logging
-from mtdtl.paths import stores_dir
+from mtdtl.paths import demo_corpus_dir, stores_dir
 from mtdtl.preprocess import preprocess_corpus
 from mtdtl.sources import load_reduced
 from mtdtl.sources.reduce import coverage_table, topic_table
 from mtdtl.store import SpectrogramStore
-from mtdtl.walkthrough import default_corpus_dir
 
 setup_logging("INFO")
 """),
@@ -73,7 +72,7 @@ workers: int = 0  # processes for corpus and store; 0 means all cores
     code("""
 if not corpus:
     from mtdtl.corpora.demo import build_demo_corpus
-    corpus = str(build_demo_corpus(root=default_corpus_dir(size, seed), size=size, seed=seed, workers=workers or None))
+    corpus = str(build_demo_corpus(root=demo_corpus_dir(size, seed), size=size, seed=seed, workers=workers or None))
 store = store or str(stores_dir() / Path(corpus).name)
 print(Corpus.open(corpus).summary())
 """),
@@ -106,7 +105,8 @@ plots.coverage(cov);
     code("""
 metrics = {"store": str(store_dir), "n_clips": len(st.track_ids), "k": n_components,
            "coverage": dict(zip(cov["source"], cov["coverage"].round(4)))}
-Path("metrics.json").write_text(json.dumps(metrics, indent=2))
+(Path(store_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+print(f"metrics: {Path(store_dir) / 'metrics.json'}")
 metrics
 """),
 ]
@@ -140,7 +140,7 @@ setup_logging("INFO")
 """),
     params("""
 arch: str = "ms_cr@6"  # architecture id: ss_r, mss_cr, ms_cr@2, ms_cr@4, ms_cr@6 or ms_sr@fc
-sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist"  # learning sources, comma-separated
+sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist"  # learning sources, comma- or +-separated
 epochs: int = 30  # N (paper: 200)
 batch_size: int = 128  # b (paper: 128)
 lr: float = 2.5e-4  # Adam learning rate (paper: 2.5e-4)
@@ -148,7 +148,7 @@ seed: int = 0  # initial weights, dropout, sources, tracks and crops
 device: str = "auto"  # auto (CUDA when present), cuda or cpu
 store: str = ""  # spectrogram store with reduced labels; empty: the demo store of demo_size, built if missing
 demo_size: str = "small"  # demo corpus size used when store is empty
-out_dir: str = ""  # run folder for checkpoint, log and curves; empty: data dir/runs/arch-sources-seed
+out_dir: str = ""  # run folder for checkpoint, log and curves; empty: data dir/runs/store name/run id
 width: str = "full"  # full (Table 3) or tiny (tests)
 checkpoint_every: int = 1  # write the checkpoint every k epochs
 max_steps: int = 0  # stop after this many iterations in total, resumable; 0 means no limit
@@ -158,6 +158,7 @@ store = store or str(ensure_demo_store(size=demo_size, seed=seed))
 config = TrainConfig(arch=arch, sources=sources, store=store, out_dir=out_dir or None, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed, device=device, width=width,
                      checkpoint_every=checkpoint_every, max_steps=max_steps or None)
+print(f"run {config.spec.id}")
 config
 """),
     md("## The network"),
@@ -207,31 +208,38 @@ from mtdtl import plots
 from mtdtl.evaluation import summarize
 from mtdtl.evaluation.reference import choi_reference_check
 from mtdtl.log import setup_logging
-from mtdtl.training import TrainConfig, default_out_dir
+from mtdtl.paths import demo_corpus_dir, demo_store_dir
+from mtdtl.runs import RunSpec
 from mtdtl.transfer import baseline_representations, evaluate_transfer, representation_from_run, resolve_targets
-from mtdtl.walkthrough import default_corpus_dir
 
 setup_logging("INFO")
 """),
     params("""
-run_dir: str = ""  # training run folder; empty: the run 02_train makes with its default parameters
+run_dir: str = ""  # training run folder; empty: the run 02_train makes with the run parameters below
+arch: str = "ms_cr@6"  # run parameters (as in 02_train), used when run_dir is empty
+sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist"
+epochs: int = 30
+width: str = "full"
+store: str = ""  # the run's spectrogram store; empty: the demo store of size and seed
 corpus: str = ""  # demo corpus folder for the demo targets; empty: the demo corpus of size and seed
 size: str = "small"  # demo corpus size when corpus is empty
-seed: int = 0  # base seed of splits and probes
+seed: int = 0  # the run's seed, and the base seed of splits and probes
 targets: str = "demo"  # comma-separated target names; demo means every task of the demo corpus
 target_roots: str = ""  # real dataset folders as name:path pairs, comma-separated, e.g. gtzan:/data/gtzan
 repetitions: int = 5  # repetitions of every evaluation (paper: 5)
-baselines: str = "mfcc,rand"  # comma-separated: mfcc, rand, choi
+baselines: str = "mfcc,rand"  # comma-separated: mfcc, rand (the paper's: untrained SS-R), rand_arch (the run's architecture untrained), choi
 choi_weights: str = ""  # Choi et al.'s model_best.hdf5, needed for the choi baseline
 reference_dir: str = ""  # shared/reference folder: also runs the probes on Choi et al.'s published features
 out_dir: str = ""  # results.csv, figures and metrics.json; empty: run_dir/evaluate
 """),
     code("""
-corpus = corpus or str(default_corpus_dir(size, seed))
-run_dir = run_dir or str(default_out_dir(TrainConfig(seed=seed)))
+corpus = corpus or str(demo_corpus_dir(size, seed))
+run_dir = run_dir or str(RunSpec(arch, sources, seed=seed, epochs=epochs, width=width,
+                                 store=store or str(demo_store_dir(size, seed))).folder())
+ours = representation_from_run(run_dir)
 out = Path(out_dir or Path(run_dir) / "evaluate")
 out.mkdir(parents=True, exist_ok=True)
-ours = representation_from_run(run_dir)
+print(f"evaluating run {ours.name} ({run_dir})")
 representations = [ours] + baseline_representations(baselines, run=ours, choi_weights=choi_weights or None)
 target_sets = resolve_targets(targets, corpus=corpus, roots=target_roots or None)
 for t in target_sets:
@@ -279,6 +287,8 @@ print(f"results table: {out / 'results.csv'}")
 def main():
     OUT.mkdir(exist_ok=True)
     for name, cells in NB.items():
+        for i, cell in enumerate(cells):
+            cell["id"] = f"{name.split('_', 1)[0]}-{i:02d}"  # stable ids: regenerating gives the same file
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"}})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import nbformat
-import pandas as pd
 import pytest
 
+from mtdtl.evaluation.results import ResultsTable
 from mtdtl.notebooks import run_notebook
 
 from conftest import REFERENCE
@@ -37,7 +37,8 @@ def test_01_preprocess(tiny_corpus, tmp_path):
                        parameters={"corpus": str(tiny_corpus), "store": str(tmp_path / "store"),
                                    "n_components": 8, "seed": 0})
     assert not _errors(out)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert not (tmp_path / "metrics.json").exists(), "nothing lands in the working directory"
+    metrics = json.loads((tmp_path / "store" / "metrics.json").read_text())
     assert metrics["n_clips"] > 0 and metrics["k"] == 8
     assert set(metrics["coverage"]) == {"self", "bpm", "year", "taste", "tag", "lyrics", "cdr_tag", "artist"}
     assert (tmp_path / "store" / "labels" / "tag.npz").is_file()
@@ -72,8 +73,11 @@ def test_03_evaluate(trained_run, tiny_corpus):
                                    "baselines": "mfcc,rand", "out_dir": str(d / "evaluate"),
                                    "reference_dir": str(REFERENCE) if REFERENCE.is_dir() else ""})
     assert not _errors(out)
-    results = pd.read_csv(d / "evaluate" / "results.csv")
-    assert set(results["representation"]) >= {"mfcc", "rand"} and len(set(results["representation"])) == 3
+    results = ResultsTable(d / "evaluate" / "results.csv").read()
+    assert set(results["kind"]) == {"learned", "mfcc", "rand"} and len(set(results["representation"])) == 3
+    assert "rand-ss_r-seed0-tiny" in set(results["representation"])  # the paper's Rand: untrained SS-R
+    learned = results[results["kind"] == "learned"]
+    assert set(learned["run"]) == {"ms_cr6-self+bpm+tag+lyrics-seed0-e1-tiny-b8"} and set(learned["seed"]) == {0}
     assert {"accuracy", "r2", "ndcg@500"} <= set(results["metric"])
     assert results["value"].notna().all()
     assert (d / "evaluate" / "transfer_vs_baselines.png").is_file()
@@ -85,4 +89,4 @@ def test_03_evaluate(trained_run, tiny_corpus):
     run_notebook("03_evaluate", d / "03b.ipynb", progress=False,
                  parameters={"run_dir": str(d / "train"), "corpus": str(tiny_corpus), "repetitions": 1,
                              "baselines": "mfcc,rand", "out_dir": str(d / "evaluate")})
-    assert len(pd.read_csv(d / "evaluate" / "results.csv")) == n
+    assert len(ResultsTable(d / "evaluate" / "results.csv").read()) == n

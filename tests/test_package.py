@@ -20,8 +20,57 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def test_version_and_error_type():
     assert re.match(r"\d+\.\d+\.\d+", mtdtl.__version__)
-    assert issubclass(MtdtlError, Exception)
     assert mtdtl.MtdtlError is MtdtlError
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Module-level ``mtdtl`` imports of every module of the package (imports inside functions,
+    which run late, and ``TYPE_CHECKING`` blocks are not edges)."""
+    import ast
+
+    pkg = ROOT / "mtdtl"
+    mods = {}
+    for f in pkg.rglob("*.py"):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    graph: dict[str, set[str]] = {}
+    for name, f in mods.items():
+        edges = set()
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.If):  # if TYPE_CHECKING:
+                continue
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                # "from pkg import submodule" needs the submodule, not the package's __init__
+                targets = subs if all(t in mods for t in subs) else [node.module] + subs
+            for t in targets:
+                if t in mods and t != name:
+                    edges.add(t)
+        graph[name] = edges
+    return graph
+
+
+def test_no_import_cycles_between_modules():
+    graph = _module_imports()
+    assert "mtdtl.features.base" in graph and "mtdtl.runs" in graph
+    state: dict[str, int] = {}
+
+    def visit(n, path):
+        state[n] = 1
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                cycle = path[path.index(m):] + [m] if m in path else [n, m]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if m not in state:
+                visit(m, path + [m])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
 
 
 def test_cli_help_lists_subcommands():

@@ -1,134 +1,159 @@
 """The tidy results table: one row per (representation, target, repetition, metric).
 
-Every evaluation in :mod:`mtdtl.evaluation` returns a list of flat dicts (metric -> float), one
-per repetition. :func:`tidy_rows` turns such a list into rows of one long table with the
-columns
+Every evaluation in :mod:`mtdtl.evaluation` returns a list of flat dicts (metric -> float, plus
+an optional ``split`` description), one per repetition. :func:`tidy_rows` turns such a list into
+rows of one long table with the columns :data:`COLUMNS`::
 
-``representation, arch, sources, target, repetition, metric, value``
+    run, representation, kind, arch, sources, n_sources, seed, epochs,
+    target, task, repetition, split, metric, value, protocol
 
-(plus any extra columns, e.g. ``seed`` or ``run_id``), and :class:`ResultsTable` appends rows
-to a CSV (or parquet) file that the analysis reads:
+- identity (from :class:`mtdtl.runs.RunSpec.identity_columns` for a trained run, or the
+  baseline's own): ``run`` (the training run id; a baseline's own id), ``representation``
+  (display id), ``kind`` (``learned``, ``mfcc``, ``rand``, ``choi``), ``arch`` (``ss_r``,
+  ``ms_cr@6``, ...; empty for MFCC and Choi), ``sources`` ("+"-joined in ``SOURCE_NAMES``
+  order), ``n_sources`` (0 for baselines without sources), ``seed`` and ``epochs`` (empty
+  where they do not apply);
+- what was evaluated: ``target``, ``task`` (classification / regression / recommendation),
+  ``repetition`` (from 0), ``split`` (which split that repetition used, e.g.
+  ``"list:gtzan-filtered"`` or ``"fold 3/5 stratified"``), ``metric``, ``value``;
+- ``protocol``: the id of the evaluation protocol (:mod:`mtdtl.evaluation.protocol`), so rows
+  made under other options are never mixed silently.
 
-- appends are atomic (the whole file is rewritten to a temporary name in the same folder and
-  moved into place with ``os.replace``) and serialised across processes by a lock file
-  (``<file>.lock``, ``fcntl.flock`` where available);
-- existing rows are never overwritten: a row whose key (every column but ``value`` and the
-  extras) is already in the table is skipped (with a warning when its value differs), so
-  re-running an evaluation is harmless and :meth:`ResultsTable.has` lets callers skip finished
-  work.
-
-Conventions: ``sources`` is a "+"-joined list in the released code's source order
-(``SOURCE_NAMES``, e.g. ``"bpm+tag"``; :func:`sources_key`); baselines use an empty ``arch``
-and ``sources`` where they have none (e.g. ``representation="mfcc"``). ``repetition`` counts
-from 0.
+:class:`ResultsTable` is an append-only CSV file. One file per run
+(``<run folder>/evaluate/results.csv``) keeps files small and writers apart; :func:`collect`
+concatenates the files of a sweep into one table. Appends write only the new rows (``O(rows
+appended)``, never a rewrite of the file), under an exclusive lock (``fcntl.flock`` on
+``<file>.lock``), with one ``write`` and an ``fsync``: concurrent writers never lose or
+duplicate rows. A row whose key (:data:`KEY`) is already in the file is skipped (a warning when
+its value differs), so re-running an evaluation is harmless and :meth:`ResultsTable.has` lets
+callers skip finished work. A damaged file (a line cut by a crash, a wrong field count, a
+non-numeric value) is a clear error naming the file and the line. A last line cut by a crash
+holds rows whose write did not finish (they are not in the table and are evaluated again):
+reading ignores it with a warning, and the next append moves it to ``<file>.torn``, starts on a
+new line and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mtdtl.constants import SOURCE_NAMES
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
+from mtdtl.runs import sources_key
 
 __all__ = ["COLUMNS", "KEY", "sources_key", "tidy_rows", "average_repetitions", "summarize",
-           "ResultsTable"]
+           "ResultsTable", "collect", "read_results", "RESULTS_NAME"]
 
 log = get_logger(__name__)
 
+#: File name of a run's results (``<run>/evaluate/results.csv``).
+RESULTS_NAME = "results.csv"
+
 #: Columns of every results table, in order.
-COLUMNS = ("representation", "arch", "sources", "target", "repetition", "metric", "value")
+COLUMNS = ("run", "representation", "kind", "arch", "sources", "n_sources", "seed", "epochs",
+           "target", "task", "repetition", "split", "metric", "value", "protocol")
 #: Columns that identify a row (a second row with the same key is a duplicate).
-KEY = ("representation", "arch", "sources", "target", "repetition", "metric")
-_STR_COLS = ("representation", "arch", "sources", "target", "metric")
+KEY = ("run", "representation", "target", "repetition", "metric", "protocol")
+_STR_COLS = ("run", "representation", "kind", "arch", "sources", "target", "task", "split", "metric", "protocol")
+_INT_COLS = ("n_sources", "seed", "epochs", "repetition")
+_KINDS = ("learned", "mfcc", "rand", "choi", "other")
 
 
-def sources_key(sources: str | Iterable[str] | None) -> str:
-    """Canonical text of a set of learning sources: "+"-joined in ``SOURCE_NAMES`` order.
+def _default_protocol() -> str:
+    from mtdtl.evaluation.protocol import PROTOCOL
 
-    >>> sources_key(["tag", "bpm"])
-    'bpm+tag'
-    """
-    if sources is None:
-        return ""
-    if isinstance(sources, str):
-        parts = [s.strip() for s in sources.replace(",", "+").split("+") if s.strip()]
-    else:
-        parts = [str(s).strip() for s in sources]
-    order = {name: i for i, name in enumerate(SOURCE_NAMES)}
-    unknown = [p for p in parts if p not in order]
-    if unknown:
-        raise MtdtlError(f"unknown learning sources {unknown}; known: {', '.join(SOURCE_NAMES)}")
-    return "+".join(sorted(set(parts), key=order.__getitem__))
+    return PROTOCOL
 
 
-def tidy_rows(evaluations: Sequence[Mapping[str, float]], *, representation: str, target: str,
-              arch: str = "", sources: str | Iterable[str] | None = "", first_repetition: int = 0,
-              **extras) -> pd.DataFrame:
+def tidy_rows(evaluations: Sequence[Mapping[str, float]], *, target: str, representation: str | None = None,
+              arch: str = "", sources: str | Iterable[str] | None = "", run: str | None = None,
+              kind: str | None = None, seed: int | None = None, epochs: int | None = None,
+              task: str = "", protocol: str | None = None, first_repetition: int = 0,
+              identity: Mapping | None = None) -> pd.DataFrame:
     """Rows of the results table from a list of per-repetition metric dicts.
 
     Parameters
     ----------
     evaluations : list of dict
         One flat dict metric -> float per repetition (what ``evaluate_probe`` and
-        ``evaluate_recommendation`` return); a single dict counts as one repetition.
+        ``evaluate_recommendation`` return); a ``"split"`` entry (text) goes to the ``split``
+        column; a single dict counts as one repetition.
     representation : str
-        Representation id (a run id or checkpoint hash, or a baseline name).
+        Representation id (a run id, or a baseline's name).
     target : str
         Target dataset / task name.
-    arch : str
-        Architecture id (``ss_r``, ``ms_cr@6``, ...; empty for MFCC and Choi).
-    sources : str or iterable of str
-        Learning sources (canonicalised by :func:`sources_key`).
+    arch, sources, run, kind, seed, epochs :
+        Identity columns; ``identity`` (e.g. :meth:`mtdtl.runs.RunSpec.identity_columns`)
+        gives them all at once and wins. ``run`` defaults to ``representation``, ``kind`` to
+        ``"learned"`` when ``arch`` is given, else ``"other"``.
+    task : str
+        classification, regression or recommendation.
+    protocol : str, optional
+        Protocol id (default: :data:`mtdtl.evaluation.protocol.PROTOCOL`, the paper's).
     first_repetition : int
         Repetition number of the first dict.
-    **extras
-        Constant extra columns (e.g. ``seed=0``, ``run_id="..."``).
 
     Returns
     -------
     pd.DataFrame
-        Columns ``COLUMNS`` then the extras, one row per (repetition, metric).
+        Columns :data:`COLUMNS`, one row per (repetition, metric).
     """
     if isinstance(evaluations, Mapping):
         evaluations = [evaluations]
-    if not representation or not target:
+    ident = {"run": run, "representation": representation, "kind": kind, "arch": arch, "sources": sources,
+             "seed": seed, "epochs": epochs}
+    if identity:
+        unknown = sorted(set(identity) - set(COLUMNS))
+        if unknown:
+            raise MtdtlError(f"identity has columns {unknown} that are not results columns")
+        ident.update(identity)
+    if not ident["representation"] or not target:
         raise MtdtlError("rows of the results table need a representation id and a target name")
-    clash = sorted(set(extras) & set(COLUMNS))
-    if clash:
-        raise MtdtlError(f"extra columns {clash} clash with the table's own columns")
-    src = sources_key(sources)
+    src = sources_key(ident["sources"])
+    n_src = ident.get("n_sources")
+    n_src = len(src.split("+")) if src else 0 if n_src is None else n_src
+    kind = ident["kind"] or ("learned" if ident["arch"] else "other")
+    if kind not in _KINDS:
+        raise MtdtlError(f"kind {kind!r} unknown; valid: {', '.join(_KINDS)}")
+    base = {"run": str(ident["run"] or ident["representation"]), "representation": str(ident["representation"]),
+            "kind": kind, "arch": str(ident["arch"] or ""), "sources": src, "n_sources": int(n_src),
+            "seed": ident["seed"], "epochs": ident["epochs"], "target": str(target), "task": str(task or ""),
+            "protocol": str(protocol or _default_protocol())}
     rows = []
     for j, ev in enumerate(evaluations):
         if not isinstance(ev, Mapping):
             raise MtdtlError(f"evaluation {j} is a {type(ev).__name__}, not a dict metric -> float")
+        split = str(ev.get("split", "") or "")
         for metric, value in ev.items():
+            if metric == "split":
+                continue
             try:
                 value = float(value)
             except (TypeError, ValueError):
                 raise MtdtlError(f"metric {metric!r} of repetition {j} is not a number: {value!r}") from None
-            rows.append({"representation": str(representation), "arch": str(arch or ""),
-                         "sources": src, "target": str(target),
-                         "repetition": first_repetition + j, "metric": str(metric),
-                         "value": value, **extras})
-    return pd.DataFrame(rows, columns=list(COLUMNS) + list(extras))
+            rows.append({**base, "repetition": first_repetition + j, "split": split, "metric": str(metric),
+                         "value": value})
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for c in ("seed", "epochs"):
+        df[c] = pd.array(df[c].tolist(), dtype="Int64") if len(df) else pd.array([], dtype="Int64")
+    return df
 
 
 def average_repetitions(evaluations: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """Mean of every metric over repetitions (the paper's reported score)."""
     if isinstance(evaluations, Mapping):
-        return {k: float(v) for k, v in evaluations.items()}
+        return {k: float(v) for k, v in evaluations.items() if k != "split"}
     if not evaluations:
         raise MtdtlError("no repetitions to average")
-    keys = list(evaluations[0])
+    keys = [k for k in evaluations[0] if k != "split"]
     return {k: float(np.mean([float(ev[k]) for ev in evaluations])) for k in keys}
 
 
@@ -138,60 +163,110 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pd.DataFrame
-        One row per (representation, arch, sources, target, metric) with ``mean, std, n``.
+        One row per (run, representation, kind, arch, sources, target, metric, protocol) with
+        ``mean, std, n``.
     """
-    group = [c for c in KEY if c != "repetition"]
-    out = (table.groupby(group, sort=False, dropna=False)["value"]
-           .agg(mean="mean", std="std", n="count").reset_index())
-    return out
+    group = [c for c in ("run", "representation", "kind", "arch", "sources", "target", "metric", "protocol")
+             if c in table.columns]
+    return (table.groupby(group, sort=False, dropna=False)["value"]
+            .agg(mean="mean", std="std", n="count").reset_index())
+
+
+def _empty() -> pd.DataFrame:
+    dt = {c: (float if c == "value" else "Int64" if c in _INT_COLS else object) for c in COLUMNS}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dt.items()})
+
+
+def _coerce(df: pd.DataFrame, *, where: str, line_of=None) -> pd.DataFrame:
+    """Column types of a results table; a bad value is an error naming ``where`` and the line."""
+    for c in _STR_COLS:
+        df[c] = df[c].fillna("").astype(str)
+    for c in _INT_COLS + ("value",):
+        num = pd.to_numeric(df[c].replace("", np.nan), errors="coerce")
+        bad = num.isna() & df[c].notna() & (df[c].astype(str) != "")
+        if c in ("repetition", "value"):
+            bad |= num.isna()
+        if c in _INT_COLS:
+            bad |= num.notna() & (num != np.round(num))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            line = line_of(i) if line_of else i
+            raise MtdtlError(f"{where}: bad {c} value {df[c].iloc[i]!r} on line {line}; fix or remove that line")
+        df[c] = num.astype(float) if c == "value" else pd.array(num.round().tolist(), dtype="Int64")
+    return df
 
 
 class ResultsTable:
-    """An append-only results table on disk (CSV, or parquet when the path ends in ``.parquet``).
+    """An append-only results table on disk (CSV).
 
     Parameters
     ----------
     path : str or PathLike
-        The table file; created on the first append.
+        The table file; created (with its header) on the first append.
 
     Examples
     --------
-    >>> table = ResultsTable(tmp_path / "results.csv")                  # doctest: +SKIP
-    >>> table.append(tidy_rows(evals, representation="run1", target="gtzan"))  # doctest: +SKIP
-    >>> table.read()                                                   # doctest: +SKIP
+    >>> table = ResultsTable(run_dir / "evaluate" / "results.csv")       # doctest: +SKIP
+    >>> table.append(tidy_rows(evals, identity=spec.identity_columns(), target="gtzan"))  # doctest: +SKIP
+    >>> table.read()                                                    # doctest: +SKIP
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._parquet = self.path.suffix == ".parquet"
+        if self.path.suffix != ".csv":
+            raise MtdtlError(f"results tables are CSV files; got {self.path} (use a .csv name)")
+        if self.path.is_dir():
+            raise MtdtlError(f"{self.path} is a folder, not a results file")
 
     def __repr__(self) -> str:
         return f"ResultsTable({str(self.path)!r})"
 
     # -- reading ------------------------------------------------------------------------------
 
-    def read(self) -> pd.DataFrame:
-        """The whole table (empty, with the standard columns, when the file does not exist)."""
-        if not self.path.exists():
-            return pd.DataFrame({c: pd.Series(dtype=float if c == "value" else
-                                              (np.int64 if c == "repetition" else object))
-                                 for c in COLUMNS})
+    def _parse(self, text: str) -> pd.DataFrame:
+        where = str(self.path)
+        if not text.strip():
+            return _empty()
+        reader = csv.reader(io.StringIO(text))
         try:
-            if self._parquet:
-                df = pd.read_parquet(self.path)
-            else:
-                df = pd.read_csv(self.path, dtype={c: str for c in _STR_COLS},
-                                 keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
-        except ImportError as exc:
-            raise MtdtlError(f"reading {self.path} needs a parquet engine (pip install pyarrow): {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - a corrupt file must say which file
+            header = next(reader)
+        except csv.Error as exc:
+            raise MtdtlError(f"{where}: unreadable header ({exc})") from None
+        if tuple(header) != COLUMNS:
+            missing = [c for c in COLUMNS if c not in header]
+            raise MtdtlError(f"{where} has the columns {header}, not a results table of this mtdtl version "
+                             f"(missing: {missing}); move it aside and evaluate again")
+        rows, lines = [], []
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(COLUMNS):
+                    raise MtdtlError(f"{where}: line {reader.line_num} has {len(row)} fields, expected "
+                                     f"{len(COLUMNS)} (a line cut by a crash?); delete that line and run again")
+                rows.append(row)
+                lines.append(reader.line_num)
+        except csv.Error as exc:
+            raise MtdtlError(f"{where}: line {reader.line_num} is damaged ({exc}); delete it and run again") from None
+        df = pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
+        return _coerce(df, where=where, line_of=lambda i: lines[i])
+
+    def read(self) -> pd.DataFrame:
+        """The whole table (empty, with the standard columns, when the file does not exist).
+
+        A last line cut by a crash (no newline at the end and a wrong field count) is ignored
+        with a warning; any other damage is an :class:`MtdtlError` naming the line.
+        """
+        if not self.path.exists():
+            return _empty()
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise MtdtlError(f"cannot read the results table {self.path}: {exc}") from None
-        missing = [c for c in COLUMNS if c not in df.columns]
-        if missing:
-            raise MtdtlError(f"{self.path} lacks the columns {missing}: is it a results table?")
-        df["repetition"] = df["repetition"].astype(np.int64)
-        df["value"] = df["value"].astype(float)
-        return df
+        text, torn = _drop_torn_tail(text)
+        if torn:
+            log.warning("%s: its last line was cut (%r...) and is ignored", self.path, torn[:60])
+        return self._parse(text)
 
     def has(self, **where) -> bool:
         """Whether any row matches all ``column=value`` conditions (e.g. representation, target)."""
@@ -216,52 +291,29 @@ class ResultsTable:
         with open(lock_path, "a") as fh:
             try:
                 import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             except ImportError:  # pragma: no cover - Windows: no cross-process lock
-                pass
+                fcntl = None
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                try:
-                    import fcntl
-
+                if fcntl is not None:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-                except ImportError:  # pragma: no cover
-                    pass
-
-    def _write(self, df: pd.DataFrame) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        try:
-            if self._parquet:
-                try:
-                    df.to_parquet(tmp, index=False)
-                except ImportError as exc:
-                    raise MtdtlError(f"writing {self.path} needs a parquet engine (pip install "
-                                     f"pyarrow), or use a .csv path: {exc}") from None
-            else:
-                df.to_csv(tmp, index=False)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
 
     def append(self, rows: pd.DataFrame | Sequence[Mapping]) -> int:
-        """Add rows whose key is not in the table yet; return how many were added.
+        """Add the rows whose key is not in the table yet; return how many were added.
 
         Parameters
         ----------
         rows : pd.DataFrame or list of dict
-            Rows with at least the columns ``COLUMNS`` (e.g. from :func:`tidy_rows`).
+            Rows with the columns :data:`COLUMNS` (e.g. from :func:`tidy_rows`).
 
         Raises
         ------
         MtdtlError
-            Missing columns, non-numeric or missing values, duplicate keys within ``rows``.
+            Missing columns, non-numeric or missing values, duplicate keys within ``rows``, a
+            damaged file, a full disk (nothing is written then).
         """
         new = pd.DataFrame(rows).copy()
         missing = [c for c in COLUMNS if c not in new.columns]
@@ -269,37 +321,53 @@ class ResultsTable:
             raise MtdtlError(f"rows lack the columns {missing}; build them with tidy_rows()")
         if new.empty:
             return 0
-        for c in _STR_COLS:
-            new[c] = new[c].fillna("").astype(str)
-        new["repetition"] = pd.to_numeric(new["repetition"], errors="raise").astype(np.int64)
-        new["value"] = pd.to_numeric(new["value"], errors="coerce").astype(float)
-        if new["value"].isna().any():
-            raise MtdtlError(f"{int(new['value'].isna().sum())} rows have no numeric value")
+        new = _coerce(new[list(COLUMNS)].copy(), where="rows to append")
         dup = new.duplicated(list(KEY))
         if dup.any():
             raise MtdtlError(f"{int(dup.sum())} rows repeat a key within the same append: "
                              f"{new.loc[dup, list(KEY)].iloc[0].to_dict()}")
         with self._locked():
-            old = self.read()
-            if old.empty:
-                combined, added = new, new
-            else:
-                merged = new.merge(old[list(KEY) + ["value"]], on=list(KEY), how="left",
-                                   suffixes=("", "_old"), indicator=True)
-                present = (merged["_merge"] == "both").to_numpy()
-                changed = present & ~np.isclose(merged["value"].to_numpy(),
-                                                merged["value_old"].to_numpy(), rtol=1e-9, atol=0,
-                                                equal_nan=True)
-                if changed.any():
-                    first = merged.loc[changed, list(KEY)].iloc[0].to_dict()
-                    log.warning("%d rows already in %s with another value were not overwritten "
-                                "(e.g. %s)", int(changed.sum()), self.path, first)
+            text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+            text_ok, torn = _drop_torn_tail(text)
+            old = self._parse(text_ok)
+            added = new
+            if not old.empty:
+                key_old = set(map(tuple, old[list(KEY)].astype(str).to_numpy()))
+                val_old = dict(zip(map(tuple, old[list(KEY)].astype(str).to_numpy()), old["value"].to_numpy()))
+                keys_new = list(map(tuple, new[list(KEY)].astype(str).to_numpy()))
+                present = np.array([k in key_old for k in keys_new])
+                changed = [k for k, v in zip(keys_new, new["value"].to_numpy())
+                           if k in key_old and not np.isclose(v, val_old[k], rtol=1e-9, atol=0, equal_nan=True)]
+                if changed:
+                    log.warning("%d rows already in %s with another value were not overwritten (e.g. %s)",
+                                len(changed), self.path, dict(zip(KEY, changed[0])))
                 added = new.loc[~present]
                 if added.empty:
                     return 0
-                combined = pd.concat([old, added], ignore_index=True, sort=False)
-            cols = list(COLUMNS) + [c for c in combined.columns if c not in COLUMNS]
-            self._write(combined[cols])
+            buf = io.StringIO()
+            if not text.strip():
+                added.to_csv(buf, index=False, lineterminator="\n")
+                mode, prefix = "w", ""
+            else:
+                added.to_csv(buf, index=False, header=False, lineterminator="\n")
+                mode = "a"
+                prefix = "" if text_ok.endswith("\n") else "\n"
+                if torn:  # rows whose write a crash cut: not in the table; kept aside, never parsed
+                    aside = self.path.with_name(self.path.name + ".torn")
+                    with open(aside, "a", encoding="utf-8") as fh:
+                        fh.write(torn + "\n")
+                    with open(self.path, "r+b") as fh:
+                        fh.truncate(len(text_ok.encode("utf-8")) if text_ok.endswith("\n") else len(text.encode("utf-8")))
+                    log.warning("%s: its last line was cut by an earlier crash (%r...); it was moved to %s and "
+                                "the new rows start on a new line", self.path, torn[:60], aside.name)
+                    prefix = ""
+            data = (prefix + buf.getvalue()).encode("utf-8")
+            if mode == "w":
+                from mtdtl.io import atomic_write_bytes
+
+                atomic_write_bytes(self.path, data)
+            else:
+                _append_bytes(self.path, data)
         return int(len(added))
 
     def to_csv_string(self) -> str:
@@ -307,3 +375,85 @@ class ResultsTable:
         buf = io.StringIO()
         self.read().to_csv(buf, index=False)
         return buf.getvalue()
+
+
+def _drop_torn_tail(text: str) -> tuple[str, str]:
+    """``(text without a cut last line, the cut line)``: a last line without a newline whose
+    field count is wrong was cut by a crash."""
+    if not text or text.endswith("\n"):
+        return text, ""
+    head, _, last = text.rpartition("\n")
+    try:
+        fields = next(csv.reader([last]))
+    except (csv.Error, StopIteration):
+        fields = []
+    if len(fields) == len(COLUMNS) and head:
+        return text + "\n", ""  # a complete line that only lacks its newline
+    return (head + "\n") if head else "", last
+
+
+def _append_bytes(path: Path, data: bytes) -> None:
+    """Append ``data`` with one ``write`` and an ``fsync``; on a full disk, truncate back."""
+    import errno
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            n = os.write(fd, data)
+            if n != len(data):
+                raise OSError(errno.ENOSPC, "short write")
+            os.fsync(fd)
+        except OSError as e:
+            os.ftruncate(fd, size)
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise MtdtlError(f"no space left on the device while appending to {path}; free some space "
+                                 "and run again (the file was left as it was)") from e
+            raise
+    finally:
+        os.close(fd)
+
+
+def read_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """One results table from a DataFrame, a results CSV, or a folder (every ``results.csv`` under it)."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    p = Path(source)
+    if p.is_dir():
+        return collect(p)
+    if not p.is_file():
+        raise MtdtlError(f"no results at {p}: give a results .csv or a folder of run folders")
+    return ResultsTable(p).read()
+
+
+def collect(folder: str | os.PathLike, *, out: str | os.PathLike | None = None,
+            pattern: str = f"**/{RESULTS_NAME}") -> pd.DataFrame:
+    """Concatenate every results file under ``folder`` (e.g. a sweep's run folders) into one table.
+
+    Rows with the same key in two files are an error (two runs claiming the same evaluation);
+    ``out`` (a ``.csv``) receives the table atomically.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MtdtlError(f"collect: {folder} is not a folder")
+    files = sorted(f for f in folder.glob(pattern) if f.is_file() and (out is None or f.resolve() != Path(out).resolve()))
+    frames = [ResultsTable(f).read() for f in files]
+    frames = [f for f in frames if not f.empty]
+    df = pd.concat(frames, ignore_index=True) if frames else _empty()
+    # the same baseline (e.g. mfcc, or Rand with the same scaler) evaluated in several run folders:
+    # identical rows are kept once; the same key with different values is an error
+    same = df.duplicated(list(KEY) + ["value"])
+    if same.any():
+        log.info("collect: %d rows repeated in several files (shared baselines) kept once", int(same.sum()))
+        df = df.loc[~same].reset_index(drop=True)
+    dup = df.duplicated(list(KEY), keep=False)
+    if dup.any():
+        first = df.loc[dup, list(KEY)].iloc[0].to_dict()
+        raise MtdtlError(f"collect: {int(dup.sum())} rows of {folder} share a key across files with different "
+                         f"values (e.g. {first}): two evaluations claim the same result")
+    if out is not None:
+        from mtdtl.io import atomic_write_text
+
+        atomic_write_text(out, df.to_csv(index=False, lineterminator="\n"))
+    log.info("collected %d rows from %d results files under %s", len(df), len(files), folder)
+    return df

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -13,6 +12,7 @@ import numpy as np
 from mtdtl.errors import MtdtlError
 from mtdtl.features.base import _check_finite
 from mtdtl.features.registry import get_extractor
+from mtdtl.io import atomic_save_npy
 from mtdtl.log import get_logger
 from mtdtl.audio import UnreadableAudio
 from mtdtl.checkpoint import weights_file
@@ -68,9 +68,7 @@ def extract_files(checkpoint: Any, audio_paths: Iterable[Any], *, out: str | os.
             X[i] = v
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp.npy")
-    np.save(tmp, X)
-    os.replace(tmp, out)
+    atomic_save_npy(out, X)
     if bad:
         log.warning("%d of %d files could not be read; their rows in %s are NaN", len(bad), len(paths), out)
     return bad

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from mtdtl.constants import CROP_FRAMES, K, N_CHANNELS, N_MELS, SOURCE_NAMES
+from mtdtl.constants import CROP_FRAMES, K, N_CHANNELS, N_MELS
 from mtdtl.errors import MtdtlError
 from mtdtl.models.blocks import ConvBlock, FeatureLayer, GlobalAvgPool, SelfHead
 from mtdtl.models.registry import LAYERS, ArchSpec, parse_arch
@@ -70,29 +70,12 @@ WIDTHS = {
 def canonical_sources(sources: str | Iterable[str]) -> tuple[str, ...]:
     """Validate learning source names and put them in :data:`SOURCE_NAMES` order.
 
-    Parameters
-    ----------
-    sources : str or iterable of str
-        Names, or one comma-separated string (``"self,tag"``).
-
-    Raises
-    ------
-    MtdtlError
-        Empty, unknown or repeated names.
+    The package's one parser is :func:`mtdtl.runs.parse_sources` (``,`` or ``+`` separated;
+    empty, unknown or repeated names are an :class:`MtdtlError`); this is that function.
     """
-    if isinstance(sources, str):
-        names = [s.strip() for s in sources.split(",") if s.strip()]
-    else:
-        names = [str(s).strip() for s in sources]
-    if not names:
-        raise MtdtlError(f"no learning sources given; choose from {', '.join(SOURCE_NAMES)}")
-    unknown = [s for s in names if s not in SOURCE_NAMES]
-    if unknown:
-        raise MtdtlError(f"unknown learning source(s) {unknown}; valid: {', '.join(SOURCE_NAMES)}")
-    if len(set(names)) != len(names):
-        dup = sorted({s for s in names if names.count(s) > 1})
-        raise MtdtlError(f"learning source(s) {dup} given more than once")
-    return tuple(s for s in SOURCE_NAMES if s in names)
+    from mtdtl.runs import parse_sources
+
+    return parse_sources(sources)
 
 
 def _layers(width: Width, names: Sequence[str]) -> "OrderedDict[str, nn.Module]":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from mtdtl.constants import SOURCE_NAMES
@@ -14,6 +14,9 @@ from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 from mtdtl.models import WIDTHS, canonical_sources, parse_arch
 
+
+if TYPE_CHECKING:
+    from mtdtl.runs import RunSpec
 
 log = get_logger(__name__)
 
@@ -39,11 +42,13 @@ class TrainConfig:
     arch : str
         Architecture id (``ss_r``, ``mss_cr``, ``ms_cr@2``, ``ms_cr@4``, ``ms_cr@6``, ``ms_sr@fc``).
     sources : str or sequence of str
-        Learning sources (list, or a comma-separated string); stored in canonical order.
+        Learning sources (list, or a ``,``/``+``-separated string); stored in canonical order
+        (:func:`mtdtl.runs.parse_sources`).
     store : path
         Spectrogram store folder with reduced labels (``mtdtl.preprocess.preprocess_corpus``).
     out_dir : path, optional
-        Run folder; default ``<data dir>/runs/<arch>-<sources>-seed<seed>``.
+        Run folder; default :meth:`mtdtl.runs.RunSpec.folder`: ``<data dir>/runs/<store name>/<run id>``
+        (e.g. ``.../runs/demo-small-seed0/ms_cr6-self+bpm-seed0-e30``).
     epochs : int
         N (200 in the paper).
     batch_size : int
@@ -150,6 +155,20 @@ class TrainConfig:
             raise MtdtlError(f"unknown TrainConfig fields {extra}")
         return cls(**d)
 
+    @property
+    def spec(self) -> "RunSpec":
+        """The run's identity (:class:`mtdtl.runs.RunSpec`): its id, folder and result columns."""
+        from mtdtl.runs import RunSpec
+
+        return RunSpec(arch=self.arch, sources=self.sources, seed=self.seed, epochs=self.epochs, width=self.width,
+                       batch_size=self.batch_size, lr=self.lr, l2=self.l2, store=self.store)
+
+    @classmethod
+    def from_spec(cls, spec: "RunSpec", **settings) -> "TrainConfig":
+        """The configuration of a :class:`~mtdtl.runs.RunSpec` plus run settings (device, out_dir, ...)."""
+        d = spec.to_dict()
+        return cls(**{**d, **settings})
+
     def identity(self) -> dict:
         """The fields that define the run (see :data:`IDENTITY_FIELDS`)."""
         d = self.to_dict()
@@ -157,11 +176,5 @@ class TrainConfig:
 
 
 def default_out_dir(config: TrainConfig) -> Path:
-    """``<data dir>/runs/<arch>-<sources>-seed<seed>`` (``@`` dropped from the id)."""
-    from mtdtl.paths import data_dir
-
-    return data_dir() / "runs" / f"{config.arch.replace('@', '')}-{'+'.join(config.sources)}-seed{config.seed}"
-
-
-# ---------------------------------------------------------------------------------------
-# losses
+    """The run's default folder: :meth:`mtdtl.runs.RunSpec.folder` (``<data dir>/runs/<store>/<run id>``)."""
+    return config.spec.folder()

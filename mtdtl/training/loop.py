@@ -267,6 +267,7 @@ class _Run:
             seed_everything(cfg.seed)
             self.reset_acc()
             self.out.mkdir(parents=True, exist_ok=True)
+            cfg.spec.write(self.out)  # run.json: the run's identity, so folder -> spec round-trips
             (self.out / LOG_NAME).unlink(missing_ok=True)
             (self.out / METRICS_NAME).unlink(missing_ok=True)
         else:
@@ -309,6 +310,7 @@ class _Run:
             "scaler": self.store.scaler,
             "store": str(Path(self.cfg.store).resolve()),
             "training": self.cfg.to_dict(),
+            "run": {"id": self.cfg.spec.id, **self.cfg.spec.to_dict()},
             "epoch": self.epoch,
             "step": self.step,
             "finished": self.finished,

@@ -10,9 +10,14 @@ and wraps it in the same :class:`mtdtl.features.ModelExtractor` as a trained net
 slicing, scaling and mean ‖ std aggregation. Batch-norm layers keep their initial running
 statistics (mean 0, variance 1) in eval mode.
 
-Give it a checkpoint to mirror a trained run exactly (its architecture, sources, width, front
-end and input scaler), or an architecture id and sources plus the input scaler (e.g. the
-spectrogram store's) — without a scaler, inputs are fed unscaled and a warning says so.
+The paper's Rand (the default of :func:`mtdtl.transfer.baseline_representations`) is the base
+network of Table 3, SS-R, untrained: one 256-unit fc-feature, 512 dimensions after mean ‖ std,
+fed with the spectrograms standardised by the store's scaler: ``rand_extractor("ss_r",
+checkpoint=run)`` takes the front end and scaler (not the architecture) from a trained run.
+Give only a checkpoint to mirror a trained run exactly (its architecture, sources, width, front
+end and input scaler: "Rand of this run's architecture"), or an architecture id and sources
+plus the input scaler (e.g. the spectrogram store's) — without a scaler, inputs are fed
+unscaled and a warning says so.
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None
         Learning sources (they fix the number of branches of the concatenating architectures);
         default all eight (``self`` alone for ``ss_r``).
     checkpoint : path, optional
-        A trained run to mirror: architecture, sources, width, front end and scaler come from it.
+        A trained run: front end, scaler and width come from it, and the architecture and
+        sources too unless ``arch`` is given.
     seed : int
         Initialisation seed.
     width : str, optional
@@ -92,14 +98,19 @@ def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None
     from mtdtl.features.model import ModelExtractor
 
     if checkpoint is not None:
-        from mtdtl.checkpoint import load_checkpoint
+        from mtdtl.checkpoint import read_meta
 
-        _, meta = load_checkpoint(checkpoint, map_location="cpu")
+        meta = read_meta(checkpoint)
         fe, mean, std = _front_end_and_scaler(meta, checkpoint)
         _check_front_end(fe, front_end, what=f"checkpoint {checkpoint}")
-        arch = meta["arch"]
-        sources = list(meta["sources"])
-        width = width or meta.get("width", "full")
+        width = width or meta.get("width") or (meta.get("config") or {}).get("width") or "full"
+        if arch is None:  # mirror the run: its architecture and sources
+            arch = meta["arch"]
+            sources = list(meta["sources"])
+        else:  # another architecture (e.g. the paper's Rand, SS-R) with the run's front end and scaler
+            from mtdtl.models import parse_arch
+
+            sources = list(sources or (SOURCE_NAMES if parse_arch(arch).multi_source else ("self",)))
     else:
         if arch is None:
             raise MtdtlError("rand_extractor needs an architecture id or a checkpoint")
