@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "SR", "N_FFT", "HOP", "N_MELS", "CROP_FRAMES", "N_CHANNELS", "K",
-    "SOURCE_NAMES", "ARCH_IDS",
+    "SOURCE_NAMES", "ARCH_IDS", "WIDTH_NAMES",
 ]
 
 #: Sample rate of every audio signal mtdtl works with (Hz).
@@ -25,3 +25,5 @@ K = 50
 SOURCE_NAMES = ("self", "bpm", "year", "taste", "tag", "lyrics", "cdr_tag", "artist")
 #: Architecture ids (Section 3.2, Figure 5).
 ARCH_IDS = ("ss_r", "mss_cr", "ms_cr@2", "ms_cr@4", "ms_cr@6", "ms_sr@fc")
+#: Network widths (:data:`mtdtl.models.nets.WIDTHS`): Table 3's network, and a tiny one for tests.
+WIDTH_NAMES = ("full", "tiny")

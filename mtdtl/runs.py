@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from mtdtl.constants import SOURCE_NAMES
+from mtdtl.constants import SOURCE_NAMES, WIDTH_NAMES
 from mtdtl.errors import MtdtlError
 
 __all__ = ["RunSpec", "parse_sources", "sources_key", "arch_token", "arch_from_token", "baseline_id",
@@ -192,10 +192,8 @@ class RunSpec:
             raise MtdtlError(f"epochs={self.epochs}: must be at least 1")
         if self.batch_size < 2:
             raise MtdtlError(f"batch_size={self.batch_size}: must be at least 2 (batch normalisation)")
-        from mtdtl.models.nets import WIDTHS
-
-        if self.width not in WIDTHS:
-            raise MtdtlError(f"unknown width {self.width!r}; valid: {', '.join(WIDTHS)}")
+        if self.width not in WIDTH_NAMES:
+            raise MtdtlError(f"unknown width {self.width!r}; valid: {', '.join(WIDTH_NAMES)}")
         for name in ("lr", "l2"):
             try:
                 set_(self, name, float(getattr(self, name)))

@@ -79,3 +79,10 @@ def test_identity_columns_and_baseline_names():
     assert baseline_id("rand", arch="ms_cr@6", sources="bpm,self", seed=1) == "rand-ms_cr6-self+bpm-seed1"
     assert baseline_id("rand", arch="ss_r", width="tiny") == "rand-ss_r-seed0-tiny"
     assert baseline_id("mfcc") == "mfcc"
+
+
+def test_width_names_match_the_networks():
+    from mtdtl.constants import WIDTH_NAMES
+    from mtdtl.models.nets import WIDTHS
+
+    assert tuple(WIDTHS) == WIDTH_NAMES

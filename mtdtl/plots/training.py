@@ -12,7 +12,7 @@ import numpy as np
 from mtdtl.constants import SOURCE_NAMES
 from mtdtl.errors import MtdtlError
 
-from mtdtl.training.loop import read_log
+from mtdtl.training.runlog import read_log
 from mtdtl.training.config import LOG_NAME
 
 def plot_curves(run_dir: str | os.PathLike):

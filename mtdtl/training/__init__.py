@@ -5,7 +5,8 @@
 - :mod:`~mtdtl.training.batches`: reading planned batches onto the device ahead of the step;
 - :mod:`~mtdtl.training.losses`: KL to the reduced labels, the Siamese ``self`` loss;
 - :mod:`~mtdtl.training.state`: optimiser and RNG state for exact resume;
-- :mod:`~mtdtl.training.loop`: :func:`train` (checkpoints, resume, logs, ``metrics.json``).
+- :mod:`~mtdtl.training.loop`: :func:`train` (checkpoints, resume, logs, ``metrics.json``);
+- :mod:`~mtdtl.training.runlog`: reading a run's ``log.jsonl`` (:func:`read_log`, :func:`log_table`).
 
 Learning-curve figures are in :mod:`mtdtl.plots.training` (:func:`plot_curves` is re-exported here).
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 from mtdtl.training.config import TrainConfig, default_out_dir
 from mtdtl.training.losses import kl_loss, self_loss
-from mtdtl.training.loop import log_table, read_log, train
+from mtdtl.training.loop import train
+from mtdtl.training.runlog import log_table, read_log
 
 
 def plot_curves(run_dir):
