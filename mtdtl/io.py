@@ -112,6 +112,7 @@ _VERSIONS = {
     "safetensors": lambda: __import__("safetensors").__version__,
     "scikit-learn": lambda: __import__("sklearn").__version__,
     "music21": lambda: __import__("music21").__version__,
+    "pretty_midi": lambda: __import__("importlib.metadata").metadata.version("pretty_midi"),
     "tinysoundfont": lambda: __import__("importlib.metadata").metadata.version("tinysoundfont"),
 }
 

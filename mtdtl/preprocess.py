@@ -69,7 +69,7 @@ def learning_tracks(corpus) -> pd.DataFrame:
     return pd.DataFrame({"track_id": ids.to_numpy(), "path": paths, "split": learn["split"].astype(str).to_numpy()})
 
 
-def preprocess_corpus(corpus, out_dir, *, k: int = K, seed: int = 0, sources=SOURCE_NAMES,
+def preprocess_corpus(corpus, out_dir, *, k: int = K, seed: int = 0, sources=None,
                       workers: int | None = None, progress: bool = True,
                       source_options: dict | None = None) -> Path:
     """Build the spectrogram store and the reduced labels of a corpus' learning part.
@@ -84,8 +84,10 @@ def preprocess_corpus(corpus, out_dir, *, k: int = K, seed: int = 0, sources=SOU
         Topics / GMM components per source (50 in the paper).
     seed : int
         Seed of every reduction.
-    sources : iterable of str
-        Learning sources to reduce (default: all eight).
+    sources : iterable of str, optional
+        Learning sources to reduce (default: every source the corpus has, i.e. every
+        ``labels/<source>.csv``; all eight for the demo corpus; ``artist`` only with ``tag``,
+        whose tags make the artists' documents).
     workers : int or None
         Processes for the spectrogram store (None: all cores).
     progress : bool
@@ -102,6 +104,13 @@ def preprocess_corpus(corpus, out_dir, *, k: int = K, seed: int = 0, sources=SOU
     from mtdtl.store import SpectrogramStore, build_store
 
     corpus = _open_corpus(corpus)
+    if sources is None:
+        sources = list(getattr(corpus, "sources", SOURCE_NAMES))
+        if "artist" in sources and "tag" not in sources:
+            log.warning("corpus %s has artist labels but no tags: the artist source (tag bags of "
+                        "artists) is left out", corpus.root)
+            sources.remove("artist")
+    sources = list(sources)
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     tracks = learning_tracks(corpus)

@@ -166,6 +166,7 @@ def test_open_and_lookup_errors(corpus, tmp_path):
 # build properties
 # ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_after_interruption(tiny_corpus, tmp_path):
     """Delete some clips and every table (an interrupted build), rebuild: only the missing
     clips are rendered, and everything comes back byte-identical."""
@@ -195,11 +196,12 @@ def test_resume_after_interruption(tiny_corpus, tmp_path):
     assert (out / "audio" / f"{gone[0]}.flac").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
 def test_two_builds_are_identical_and_an_interrupted_one_resumes(tmp_path, monkeypatch):
     """Same seed: identical manifest, tables and audio bytes, whatever the worker count, and
     also after a build that was interrupted (Ctrl-C after two clips) and run again."""
-    import mtdtl.corpora.demo as demo
-    from mtdtl.corpora.music import list_works
+    import mtdtl.corpora.demo.build as demo
+    from mtdtl.corpora.demo.music import list_works
 
     works = (list(list_works("bach_chorales")[:2]) + list(list_works("essen_europe")[:2])
              + list(list_works("oneills_1850")[:1]))
@@ -239,7 +241,7 @@ def test_two_builds_are_identical_and_an_interrupted_one_resumes(tmp_path, monke
 
 def test_plan_is_seeded_and_disjoint():
     from mtdtl.corpora.demo import plan_works
-    from mtdtl.corpora.music import list_works
+    from mtdtl.corpora.demo.music import list_works
 
     works = list_works("palestrina")
     l1, t1 = plan_works(works, 20, 10, seed=0)
@@ -278,9 +280,9 @@ def test_broken_and_silent_scores_are_reported(tmp_path):
 def test_silent_render_is_skipped(tmp_path, monkeypatch):
     import numpy as np
 
-    import mtdtl.corpora.render as render
+    import mtdtl.corpora.demo.render as render
     from mtdtl.corpora.demo import render_clip
-    from mtdtl.corpora.music import list_works
+    from mtdtl.corpora.demo.music import list_works
 
     monkeypatch.setattr(render, "render_events",
                         lambda *a, duration, sr, **k: np.zeros((2, int(duration * sr)), np.float32))
@@ -294,3 +296,103 @@ def test_unknown_size():
 
     with pytest.raises(MtdtlError, match="unknown corpus size"):
         build_demo_corpus(size="huge")
+
+
+# ----------------------------------------------------------------------------------------
+# hardening: resume checks the audio hash, arguments are checked before any work
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_resume_rerenders_a_clip_whose_audio_hash_differs(tiny_corpus, tmp_path):
+    """A clip file of the right size but other bytes (bit rot, a bad copy) is not trusted:
+    the rebuild renders it again, and only it. An older record (sha1 only) is checked and
+    upgraded to a sha256, not rendered again."""
+    from mtdtl.corpora.demo import build_demo_corpus
+
+    root = tmp_path / "hash"
+    shutil.copytree(tiny_corpus, root)
+    before = _audio_hashes(root)
+    m = pd.read_csv(root / "manifest.csv", dtype=str)
+    bad, old = m.track_id.iloc[2], m.track_id.iloc[7]
+    flac = root / "audio" / f"{bad}.flac"
+    data = bytearray(flac.read_bytes())
+    data[len(data) // 2] ^= 0xFF                      # same size, other bytes
+    flac.write_bytes(bytes(data))
+    rec_path = root / "clips" / f"{old}.json"
+    rec = json.loads(rec_path.read_text())
+    rec["audio_sha1"] = _sha1(root / "audio" / f"{old}.flac")
+    del rec["audio_sha256"]
+    rec_path.write_text(json.dumps(rec))
+    build_demo_corpus(root=root, size="tiny", seed=0, workers=1, progress=False)
+    report = json.loads((root / "build_report.json").read_text())
+    assert report["rendered_this_run"] == [bad]
+    assert _audio_hashes(root) == before
+    upgraded = json.loads(rec_path.read_text())
+    assert "audio_sha1" not in upgraded
+    assert upgraded["audio_sha256"] == hashlib.sha256(
+        (root / "audio" / f"{old}.flac").read_bytes()).hexdigest()
+    assert Corpus.open(root).check() == []
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"size": "huge"}, "unknown corpus size"),
+    ({"size": 3}, "unknown corpus size"),
+    ({"seed": -1}, "seed must be a whole number"),
+    ({"seed": "1"}, "seed must be a whole number"),
+    ({"seed": 1.5}, "seed must be a whole number"),
+    ({"workers": 0}, "workers must be a whole number"),
+    ({"workers": "2"}, "workers must be a whole number"),
+    ({"progress": "no"}, "progress must be True or False"),
+    ({"works": []}, "works is empty"),
+    ({"works": ["a.abc"]}, "works must hold Work objects"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path, monkeypatch, kwargs, match):
+    import mtdtl.corpora.demo.build as demo
+
+    def no_work(*a, **k):
+        raise AssertionError("work started before the arguments were checked")
+
+    monkeypatch.setattr(demo, "list_works", no_work)
+    monkeypatch.setattr(demo, "plan_works", no_work)
+    root = tmp_path / "c"
+    with pytest.raises(MtdtlError, match=match):
+        demo.build_demo_corpus(**{"root": root, "size": "tiny", "progress": False, **kwargs})
+    assert not root.exists()
+
+
+def test_builder_refuses_a_folder_that_is_not_a_corpus(tmp_path):
+    from mtdtl.corpora.demo import build_demo_corpus
+
+    (tmp_path / "notes.txt").write_text("my notes")
+    with pytest.raises(MtdtlError, match="not empty and not a corpus folder"):
+        build_demo_corpus(root=tmp_path, size="tiny", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    with pytest.raises(MtdtlError, match="is a file"):
+        build_demo_corpus(root=tmp_path / "notes.txt", size="tiny", progress=False)
+
+
+def test_contract_holds_for_the_demo_corpus(corpus):
+    assert corpus.check() == []
+    assert corpus.sources == tuple(SOURCE_NAMES)
+    clips = pd.read_csv(corpus.root / "clips.csv", dtype=str)
+    assert clips["audio_sha256"].str.len().eq(64).all()
+
+
+def test_builders_are_listed_and_imported_lazily():
+    import subprocess
+    import sys
+
+    import mtdtl.corpora as corpora
+    from mtdtl.corpora.demo import build_demo_corpus
+    from mtdtl.corpora.folder import build_folder_corpus
+    from mtdtl.corpora.msd import build_msd_corpus
+
+    assert set(corpora.BUILDERS) == {"demo", "msd", "folder"}
+    assert corpora.get_builder("demo") is build_demo_corpus is corpora.build_demo_corpus
+    assert corpora.get_builder("msd") is build_msd_corpus
+    assert corpora.get_builder("folder") is build_folder_corpus
+    with pytest.raises(MtdtlError, match="unknown corpus kind"):
+        corpora.get_builder("cd")
+    code = ("import sys, mtdtl.corpora, mtdtl.corpora.demo; "
+            "assert 'music21' not in sys.modules and 'tinysoundfont' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -177,7 +177,7 @@ def test_musixmatch(tmp_path):
     (lambda s: s.replace("1:10", "1:nan"), "line 5: a word count is NaN"),
     (lambda s: s.replace("%i,the,you,love,night\n", ""), "line 3: track data before the '%word"),
     (lambda s: s + "TRAAABD128F429CF47,1,1:1\n", "line 8: track 'TRAAABD128F429CF47' already listed on line 5"),
-    (lambda s: s.replace("TRAAABD128F429CF47,6477168,1:10,3:3", ",6477168,1:10"), "line 5: malformed row"),
+    (lambda s: s.replace("TRAAABD128F429CF47,6477168,1:10,3:3", ",6477168,1:10"), "line 5: track id missing on line 5"),
 ])
 def test_musixmatch_bad_input(tmp_path, edit, match):
     f = tmp_path / "mxm_dataset_train.txt"
@@ -281,3 +281,72 @@ def test_generic_triplets_bad_input(tmp_path):
     f.write_bytes(b"TRA,\xff\xfe,1\n")
     with pytest.raises(MtdtlError, match="not UTF-8"):
         read_triplets(f)
+
+
+# --------------------------------------------------------------------------- hardening
+BOM = "\ufeff"
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    """A UTF-8 BOM (spreadsheet exports) must not turn the header into a track."""
+    cdr = tmp_path / "cdr.csv"
+    cdr.write_text(BOM + "track_id,tag\nTRA,classical/baroque\nTRB,jazz/bebop\n", encoding="utf-8")
+    assert read_triplets(cdr, columns=("track_id", "tag")).values.tolist() == [
+        ["TRA", "classical/baroque"], ["TRB", "jazz/bebop"]]
+    no_header = tmp_path / "cdr2.csv"
+    no_header.write_text(BOM + "TRA,classical\n", encoding="utf-8")
+    assert read_triplets(no_header, columns=("track_id", "tag"))["track_id"].tolist() == ["TRA"]
+    bpm = tmp_path / "bpm.tsv"
+    bpm.write_text(BOM + "TRA\t120\nTRB\t99\n", encoding="utf-8")
+    assert read_bpm_table(bpm)["track_id"].tolist() == ["TRA", "TRB"]
+    mxm = tmp_path / "mxm_dataset_train.txt"
+    mxm.write_text(BOM + MXM, encoding="utf-8")
+    assert read_musixmatch(mxm)["track_id"].nunique() == 3
+    uniq = tmp_path / "unique_tracks.txt"
+    uniq.write_text(BOM + "TRAAA<SEP>SOAKIMP12A8C130995<SEP>Artist One<SEP>Title\n", encoding="utf-8")
+    assert read_song_to_track(uniq).values.tolist() == [["SOAKIMP12A8C130995", "TRAAA"]]
+
+
+@pytest.mark.parametrize("body, line", [
+    ("track_id,tag\nTRA,rock,extra\nTRB,pop\n", 2),      # first data row after the header
+    ("TRA,rock,extra\nTRB,pop\n", 1),                    # first row, no header
+    ("# note\n\nTRA,rock,extra\nTRB,pop\n", 3),          # after a comment and a blank line
+    ("track_id,tag\nTRA,rock\nTRB,pop,extra\n", 3),      # a later row
+])
+def test_a_row_with_an_extra_field_is_rejected(tmp_path, body, line):
+    f = tmp_path / "cdr.csv"
+    f.write_text(body)
+    with pytest.raises(MtdtlError, match=rf"cdr.csv, line {line}: malformed row, expected 2 fields, saw 3"):
+        read_triplets(f, columns=("track_id", "tag"))
+
+
+@pytest.mark.parametrize("reader, body, line", [
+    (lambda f: read_triplets(f), "track_id,tag,count\nTRA,a,1\n,b,2\n", 3),
+    (lambda f: read_triplets(f, columns=("user_id", "track_id", "play_count")), "u1,TRA,1\nu2, ,2\n", 2),
+    (lambda f: read_bpm_table(f), "track_id,bpm\nTRA,120\n\n,99\n", 4),
+    (lambda f: read_musixmatch(f), MXM.replace("TRAAABD128F429CF47,", ","), 5),
+    (lambda f: read_song_to_track(f), "TRA<SEP>SOA<SEP>x<SEP>y\n<SEP>SOB<SEP>x<SEP>y\n", 2),
+])
+def test_a_missing_track_id_says_so_with_its_line(tmp_path, reader, body, line):
+    f = tmp_path / "table.txt"
+    f.write_text(body)
+    with pytest.raises(MtdtlError, match=rf"table.txt, line {line}: track id missing on line {line}"):
+        reader(f)
+
+
+def test_taste_triplets_missing_song_id(tmp_path):
+    f = tmp_path / "train_triplets.txt"
+    f.write_text("u1\tS1\t1\nu2\t\t3\n")
+    with pytest.raises(MtdtlError, match="line 2: song id missing on line 2"):
+        read_taste_triplets(f)
+
+
+def test_sqlite_missing_track_ids(tmp_path):
+    db = write_lastfm_db(tmp_path / "lastfm_tags.db", [("TRA", "rock", 1.0), ("TRB", "pop", 2.0)],
+                         extra_sql="UPDATE tids SET tid = NULL WHERE rowid = 2;")
+    with pytest.raises(MtdtlError, match="lastfm_tags.db, table tids row 2: track id missing"):
+        read_lastfm_tags(db)
+    meta = write_track_metadata(tmp_path / "track_metadata.db", [("TRA", "SOA", "AR1", "a", 1990),
+                                                                 ("", "SOB", "AR1", "a", 1991)])
+    with pytest.raises(MtdtlError, match="table songs row 2: track id missing"):
+        read_msd_year(meta)

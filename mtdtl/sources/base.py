@@ -335,25 +335,52 @@ class Source:
 
     # ------------------------------------------------------------------ helpers
     def tables(self, raw) -> dict[str, pd.DataFrame]:
-        """The input tables of this source out of ``raw`` (see the class docstring)."""
+        """The input tables of this source out of ``raw`` (see the class docstring).
+
+        Every table's ``track_id`` column is checked: a missing (NaN, None or empty) track id
+        is an error naming the table and the row (``track id missing on line N``).
+        """
+        self.origins = {}
         if isinstance(raw, pd.DataFrame):
             if len(self.inputs) != 1:
                 raise MtdtlError(
                     f"source {self.name!r} reads the tables {list(self.inputs)}: pass a mapping "
                     "{table name: DataFrame} or a corpus"
                 )
-            return {self.inputs[0]: raw}
-        self.origins = {}
-        if hasattr(raw, "labels") and callable(raw.labels):
+            out = {self.inputs[0]: raw}
+        elif hasattr(raw, "labels") and callable(raw.labels):
             root = getattr(raw, "root", None)
             if root is not None:  # a corpus: errors can name its files (labels/<name>.csv)
                 self.origins = {name: Path(root) / "labels" / f"{name}.csv" for name in self.inputs}
-            return {name: raw.labels(name) for name in self.inputs}
-        try:
-            return {name: raw[name] for name in self.inputs}
-        except (KeyError, TypeError):
-            have = list(raw) if hasattr(raw, "keys") else type(raw).__name__
-            raise MtdtlError(f"source {self.name!r} needs the label tables {list(self.inputs)}; got {have}") from None
+            out = {name: raw.labels(name) for name in self.inputs}
+        else:
+            try:
+                out = {name: raw[name] for name in self.inputs}
+            except (KeyError, TypeError):
+                have = list(raw) if hasattr(raw, "keys") else type(raw).__name__
+                raise MtdtlError(f"source {self.name!r} needs the label tables {list(self.inputs)}; got {have}") from None
+        for name, df in out.items():
+            self._check_track_ids(name, df)
+        return out
+
+    def _check_track_ids(self, table: str, df) -> None:
+        """Raise on the first row of ``df`` whose track id is NaN, None or empty."""
+        if not isinstance(df, pd.DataFrame) or "track_id" not in df.columns:
+            return  # the source's own column check names what is wrong
+        ids = df["track_id"]
+        empty = (ids.isna() | (ids.astype(str).str.strip() == "")).to_numpy()
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            lines = df.attrs.get("lines")
+            if table in getattr(self, "origins", {}) and lines is not None and len(lines) == len(df):
+                where = f"line {int(lines[i])} of {self.origins[table]}"
+            elif table in getattr(self, "origins", {}):
+                where = f"line {i + 2} of {self.origins[table]}"
+            else:
+                where = f"row {i + 1} of label table {table!r}"
+            raise MtdtlError(f"source {self.name!r}: track id missing on {where} "
+                             f"({int(empty.sum())} rows without one); give every row a track id "
+                             "or drop those rows")
 
     def where(self, table: str, row: int | None = None) -> str:
         """Where a raw value came from, for error messages: ``<corpus>/labels/<table>.csv, line

@@ -20,8 +20,10 @@ Conventions
 -----------
 - Bad input raises :class:`~mtdtl.errors.MtdtlError` naming the file and the line (text files,
   1-based, counting every line) or the table row (SQLite ``rowid``): NaN, non-numeric or
-  negative counts, malformed rows, duplicated track ids where a track must be unique (year,
-  artist, BPM), references to rows that do not exist. Readers never write anything.
+  negative counts, rows with too many or too few fields, missing track ids ("track id missing
+  on line N"), duplicated track ids where a track must be unique (year, artist, BPM),
+  references to rows that do not exist. Readers never write anything.
+- Text files are UTF-8; a byte-order mark (as some spreadsheet programs write) is ignored.
 - ``track_ids=`` (any iterable) keeps only those tracks while reading; use it on the full-size
   files, which are large (the Taste Profile has 48 million lines).
 - Repeated ``(track, term)`` pairs in count tables are summed.
@@ -32,6 +34,7 @@ Conventions
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sqlite3
@@ -76,7 +79,7 @@ def _id_filter(track_ids):
 def _sep_for(path: Path, sep: str | None) -> str:
     if sep is not None:
         return sep
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for line in fh:
             if line.strip() and not line.startswith("#"):
                 return "\t" if "\t" in line else ","
@@ -107,11 +110,17 @@ def _numeric(values: pd.Series, *, path: Path, lines: np.ndarray, what: str,
     return num
 
 
+_ID_WORDS = {"track_id": "track id", "song_id": "song id", "user_id": "user id"}
+
+
 def _check_nonempty(df: pd.DataFrame, cols, *, path: Path, lines: np.ndarray) -> None:
     for c in cols:
-        empty = (df[c].astype(str).str.strip() == "").to_numpy()
+        empty = (df[c].isna() | (df[c].astype(str).str.strip() == "")).to_numpy()
         if empty.any():
             i = int(np.flatnonzero(empty)[0])
+            if c in _ID_WORDS:
+                raise MtdtlError(f"{path}, line {lines[i]}: {_ID_WORDS[c]} missing on line {lines[i]}; "
+                                 "every row needs one (fix or delete that line)")
             raise MtdtlError(f"{path}, line {lines[i]}: malformed row, field {c!r} is empty")
 
 
@@ -136,7 +145,7 @@ def _read_delimited(path: Path, *, n_cols: int, sep: str, header, header_words=(
     """
     skip: list[int] = []
     first_data = None
-    with open(path, encoding="utf-8", errors="strict") as fh:
+    with open(path, encoding="utf-8-sig", errors="strict") as fh:
         try:
             for i, line in enumerate(fh):
                 s = line.strip()
@@ -164,9 +173,15 @@ def _read_delimited(path: Path, *, n_cols: int, sep: str, header, header_words=(
     # The C parser cannot report original line numbers once it skips lines; we therefore skip
     # only the known leading lines and track blank/comment lines ourselves.
     n_lead = max(skip) + 1 if skip else 0
+    # pandas cuts the first row it reads to n_cols fields without a word (later rows raise)
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        first_read = next(itertools.islice(fh, n_lead, None), "").rstrip("\r\n")
+    if len(first_read.split(sep)) > n_cols:
+        raise MtdtlError(f"{path}, line {n_lead + 1}: malformed row, expected {n_cols} fields, "
+                         f"saw {len(first_read.split(sep))}")
     try:
         reader = pd.read_csv(
-            path, sep=sep, header=None, names=list(range(n_cols)), dtype=str,
+            path, sep=sep, header=None, names=list(range(n_cols)), dtype=str, encoding="utf-8-sig",
             keep_default_na=False, na_filter=False, skip_blank_lines=False,
             skiprows=n_lead, engine="c", quoting=3, chunksize=_CHUNK_ROWS, index_col=False,
         )
@@ -305,14 +320,18 @@ def read_song_to_track(source) -> pd.DataFrame:
             df = pd.read_sql_query("SELECT song_id, track_id FROM songs", con)
         return df.astype(str).drop_duplicates().reset_index(drop=True)
     rows = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for ln, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             f = line.rstrip("\r\n").split("<SEP>")
             if len(f) < 2:
                 raise MtdtlError(f"{path}, line {ln}: expected 'track<SEP>song<SEP>...', got {line[:60]!r}")
-            rows.append((f[1], f[0]))
+            if not f[0].strip():
+                raise MtdtlError(f"{path}, line {ln}: track id missing on line {ln}")
+            if not f[1].strip():
+                raise MtdtlError(f"{path}, line {ln}: song id missing on line {ln}")
+            rows.append((f[1].strip(), f[0].strip()))
     return pd.DataFrame(rows, columns=["song_id", "track_id"]).drop_duplicates().reset_index(drop=True)
 
 
@@ -386,7 +405,7 @@ def read_musixmatch(path, *, track_ids=None) -> pd.DataFrame:
     idx_parts: list[np.ndarray] = []
     cnt_parts: list[np.ndarray] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8", errors="strict") as fh:
+    with open(path, encoding="utf-8-sig", errors="strict") as fh:
         try:
             for ln, line in enumerate(fh, 1):
                 s = line.rstrip("\r\n")
@@ -402,8 +421,11 @@ def read_musixmatch(path, *, track_ids=None) -> pd.DataFrame:
                 if vocab is None:
                     raise MtdtlError(f"{path}, line {ln}: track data before the '%word,...' vocabulary line")
                 fields = s.split(",")
-                if len(fields) < 2 or not fields[0].strip():
+                if len(fields) < 2:
                     raise MtdtlError(f"{path}, line {ln}: malformed row, expected 'tid,mxm_tid,idx:cnt,...'")
+                if not fields[0].strip():
+                    raise MtdtlError(f"{path}, line {ln}: track id missing on line {ln} (expected "
+                                     "'tid,mxm_tid,idx:cnt,...')")
                 tid = fields[0].strip()
                 if tid in seen:
                     raise MtdtlError(f"{path}, line {ln}: track {tid!r} already listed on line {seen[tid]}")
@@ -515,6 +537,11 @@ def read_lastfm_tags(path, *, track_ids=None, min_count: float = 0.0) -> pd.Data
         tids = pd.read_sql_query("SELECT rowid AS rid, tid FROM tids", con)
         tags = pd.read_sql_query("SELECT rowid AS rid, tag FROM tags", con)
         pairs = pd.read_sql_query("SELECT rowid AS row, tid, tag, val FROM tid_tag", con)
+    empty = ((tids["tid"].isna() | (tids["tid"].astype(str).str.strip() == ""))
+             & tids["rid"].isin(pd.to_numeric(pairs["tid"], errors="coerce"))).to_numpy()
+    if empty.any():  # a NULL track id that tid_tag refers to (it would become the track "None")
+        rid = tids["rid"].to_numpy()[int(np.flatnonzero(empty)[0])]
+        raise MtdtlError(f"{path}, table tids row {rid}: track id missing in table tids row {rid}")
     where = pairs["row"].to_numpy()
     for col, ref in (("tid", tids), ("tag", tags)):
         num = pd.to_numeric(pairs[col], errors="coerce")
@@ -547,7 +574,8 @@ def _read_songs(path: Path, columns: list[str], track_ids) -> tuple[pd.DataFrame
     rows = df["row"].to_numpy()
     empty = df["track_id"].isna().to_numpy() | (df["track_id"].astype(str).str.strip() == "").to_numpy()
     if empty.any():
-        raise MtdtlError(f"{path}, table songs row {rows[int(np.flatnonzero(empty)[0])]}: empty track_id")
+        row = rows[int(np.flatnonzero(empty)[0])]
+        raise MtdtlError(f"{path}, table songs row {row}: track id missing in table songs row {row}")
     df["track_id"] = df["track_id"].astype(str)
     _check_unique(df["track_id"], path=path, where=rows, unit="row")
     if track_ids is not None:

@@ -14,7 +14,7 @@ How each learning source is made (``docs/corpus.md`` tells the same story for us
     rendering tempo is the manifest's ``tempo`` column.
 ``year``
     A year drawn per track inside the composer's or collection's years
-    (:data:`mtdtl.corpora.music.COLLECTIONS`, :data:`~mtdtl.corpora.music.ESSEN_SOURCES`);
+    (:data:`mtdtl.corpora.demo.music.COLLECTIONS`, :data:`~mtdtl.corpora.demo.music.ESSEN_SOURCES`);
     10 % of the tracks have no year, as in the Million Song Dataset.
 ``tag``
     Crowd-style tag counts from real metadata (collection words, era, Essen region and
@@ -40,8 +40,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from mtdtl.corpora.music import COLLECTIONS
-from mtdtl.corpora.render import FAMILIES
+from mtdtl.corpora.demo.music import COLLECTIONS
+from mtdtl.corpora.demo.render import FAMILIES
 
 __all__ = [
     "rng_for", "unit_for", "learning_tables", "target_tables", "simulate_listening",

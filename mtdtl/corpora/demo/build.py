@@ -17,8 +17,9 @@ Build properties
   ``(seed, track id)``, so the manifest and the audio bytes do not depend on the number of
   processes or their order.
 - Resumable and idempotent: each clip's audio and build record (``clips/<track_id>.json``)
-  are written atomically as the clip finishes; a rerun reuses them and renders only what is
-  missing. Tables, manifest and ``corpus.json`` are written at the end.
+  are written atomically as the clip finishes; a rerun reuses a clip only when its audio file
+  still has the recorded sha256, and renders only what is missing or changed. Tables,
+  manifest and ``corpus.json`` are written at the end, only when their content changes.
 - Robust: a work that fails to parse or render, or renders silent, is recorded in
   ``build_report.json`` and replaced by the next candidate work of its collection.
 """
@@ -29,6 +30,7 @@ import hashlib
 import io
 import json
 import math
+import numbers
 import os
 import time
 import warnings
@@ -39,10 +41,12 @@ import numpy as np
 import pandas as pd
 
 from mtdtl.constants import N_CHANNELS, SR
-from mtdtl.corpora import labels as L
-from mtdtl.corpora.music import (COLLECTIONS, ESSEN_SOURCES, QUARTET_COMPOSERS, Work,
-                                 dance_form, list_works, meter_class)
+from mtdtl.corpora.base import check_out_dir, to_json, write_text_if_changed
+from mtdtl.corpora.demo import labels as L
+from mtdtl.corpora.demo.music import (COLLECTIONS, ESSEN_SOURCES, QUARTET_COMPOSERS, Work,
+                                      dance_form, list_works, meter_class)
 from mtdtl.errors import MtdtlError
+from mtdtl.io import atomic_write_bytes, atomic_write_text, file_sha256, package_versions
 from mtdtl.log import get_logger
 
 __all__ = ["build_demo_corpus", "SIZES", "CLIP_SECONDS", "track_id_for", "plan_works",
@@ -126,7 +130,7 @@ def works_from_files(paths: Iterable[str | os.PathLike]) -> list[Work]:
     They form the collection ``"custom"``; pass them as ``works=`` to
     :func:`build_demo_corpus`.
     """
-    from mtdtl.corpora.music import abc_headers
+    from mtdtl.corpora.demo.music import abc_headers
 
     out: list[Work] = []
     for p in paths:
@@ -213,24 +217,6 @@ def _params_hash(work: Work, seed: int) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str, *, only_if_changed: bool = True) -> None:
-    data = text.encode("utf-8")
-    if only_if_changed and path.is_file() and path.read_bytes() == data:
-        return
-    _atomic_write_bytes(path, data)
-
-
-def _json(obj) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-
-
 def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     """Render one work to ``audio/<track_id>.flac`` and return its build record.
 
@@ -240,9 +226,9 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     """
     import soundfile as sf
 
-    from mtdtl.corpora.music import read_score
-    from mtdtl.corpora.render import (FAMILIES, INSTRUMENTS, RenderSpec, estimate_bpm,
-                                       render_events)
+    from mtdtl.corpora.demo.music import read_score
+    from mtdtl.corpora.demo.render import (FAMILIES, INSTRUMENTS, RenderSpec, estimate_bpm,
+                                           render_events)
 
     root = Path(root)
     (root / "clips").mkdir(parents=True, exist_ok=True)
@@ -254,7 +240,7 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     def failed(stage: str, e: BaseException | str) -> dict:
         msg = e if isinstance(e, str) else f"{type(e).__name__}: {e}"
         rec = {**base, "status": "failed", "stage": stage, "error": str(msg)[:500]}
-        _atomic_write_text(root / "clips" / f"{tid}.json", _json(rec), only_if_changed=False)
+        atomic_write_text(root / "clips" / f"{tid}.json", to_json(rec))
         return rec
 
     with warnings.catch_warnings():
@@ -319,7 +305,7 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
     t_write = time.perf_counter()
     sf.write(bio, y.T, SR, format="FLAC", subtype="PCM_16")
     data = bio.getvalue()
-    _atomic_write_bytes(root / "audio" / f"{tid}.flac", data)
+    atomic_write_bytes(root / "audio" / f"{tid}.flac", data)
     in_clip = on < CLIP_SECONDS
     key, mode = _key(score.pitches, score.durations)
     artist, composer, years = _artist_and_years(work, score.composer)
@@ -330,7 +316,7 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
         "channels": N_CHANNELS, "composer": composer, "artist": artist,
         "title": " ".join(str(title).split()), "instrument": inst.name,
         "program": inst.program, "instrument_family": inst.family, "tempo": tempo,
-        "soundfont": SOUNDFONT_NAME, "audio_sha1": hashlib.sha1(data).hexdigest(),
+        "soundfont": SOUNDFONT_NAME, "audio_sha256": hashlib.sha256(data).hexdigest(),
         "audio_bytes": len(data), "bpm_estimate": round(bpm_est, 4),
         "time_signature": score.time_signature or work.header("M"), "meter": meter,
         "key_sharps": score.key_sharps, "key": key, "mode": mode,
@@ -352,7 +338,7 @@ def render_clip(work: Work, *, seed: int, root: str | os.PathLike) -> dict:
                    "bpm": round(t_bpm, 4), "encode": round(time.perf_counter() - t_write, 4),
                    "cpu": round(time.process_time() - cpu0, 4)},
     }
-    _atomic_write_text(root / "clips" / f"{tid}.json", _json(rec), only_if_changed=False)
+    atomic_write_text(root / "clips" / f"{tid}.json", to_json(rec))
     return rec
 
 
@@ -368,14 +354,19 @@ def _render_star(args) -> dict:
 
 
 def _worker_init() -> None:
-    from mtdtl.corpora.render import _limit_threads
+    from mtdtl.corpora.demo.render import _limit_threads
 
     _limit_threads()
     warnings.simplefilter("ignore")
 
 
 def _load_record(root: Path, work: Work, seed: int) -> dict | None:
-    """The finished record of a work from an earlier (maybe interrupted) build, if valid."""
+    """The finished record of a work from an earlier (maybe interrupted) build, if valid.
+
+    A clip is reused only when its audio file has the recorded size and sha256 (a file
+    changed or corrupted since is rendered again). Records of builds before the sha256 was
+    recorded are checked against their sha1 and upgraded.
+    """
     tid = track_id_for(work.work_id)
     p = root / "clips" / f"{tid}.json"
     if not p.is_file():
@@ -384,12 +375,25 @@ def _load_record(root: Path, work: Work, seed: int) -> dict | None:
         rec = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if rec.get("params") != _params_hash(work, seed):
+    if not isinstance(rec, dict) or rec.get("params") != _params_hash(work, seed):
         return None
     if rec.get("status") == "ok":
-        a = root / rec.get("path", "")
+        a = root / str(rec.get("path", ""))
         if not a.is_file() or a.stat().st_size != rec.get("audio_bytes"):
             return None
+        if "audio_sha256" in rec:
+            if file_sha256(a) != rec["audio_sha256"]:
+                log.info("%s: audio differs from its build record; rendering it again", a)
+                return None
+        else:  # a record of an older build: check its sha1, then record the sha256
+            data = a.read_bytes()
+            if hashlib.sha1(data).hexdigest() != rec.get("audio_sha1"):
+                return None
+            rec = {k: v for k, v in rec.items() if k != "audio_sha1"}
+            rec["audio_sha256"] = hashlib.sha256(data).hexdigest()
+            atomic_write_text(p, to_json(rec))
+    elif rec.get("status") != "failed":
+        return None
     return rec
 
 
@@ -398,15 +402,8 @@ def _load_record(root: Path, work: Work, seed: int) -> dict | None:
 # ----------------------------------------------------------------------------------------
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("music21", "tinysoundfont", "pretty_midi", "librosa", "soundfile", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
+    return package_versions("music21", "tinysoundfont", "pretty_midi", "librosa", "soundfile", "libsndfile",
+                            "numpy")
 
 
 def _pool_context():
@@ -416,8 +413,8 @@ def _pool_context():
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
         # heavy imports happen once in the fork server, not once per worker
-        ctx.set_forkserver_preload(["mtdtl.corpora.demo", "mtdtl.corpora.music",
-                                    "mtdtl.corpora.render", "music21.converter",
+        ctx.set_forkserver_preload(["mtdtl.corpora.demo.build", "mtdtl.corpora.demo.music",
+                                    "mtdtl.corpora.demo.render", "music21.converter",
                                     "librosa.onset", "librosa.feature", "soundfile",
                                     "tinysoundfont"])
         return ctx
@@ -453,6 +450,33 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, lineterminator="\n", float_format="%.6g")
 
 
+def _check_args(*, root, size, seed, workers, progress, works) -> None:
+    """Every argument of :func:`build_demo_corpus` checked before any work starts."""
+    if not isinstance(size, str) or size not in SIZES:
+        raise MtdtlError(f"unknown corpus size {size!r}; choose one of {', '.join(SIZES)}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise MtdtlError(f"seed must be a whole number >= 0, got {seed!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)
+                                or workers < 1):
+        raise MtdtlError(f"workers must be a whole number >= 1 (or None for all cores), got "
+                         f"{workers!r}")
+    if not isinstance(progress, bool):
+        raise MtdtlError(f"progress must be True or False, got {progress!r}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise MtdtlError(f"root must be a folder path, got {type(root).__name__}")
+    if works is not None:
+        if isinstance(works, (str, os.PathLike)) or not isinstance(works, Iterable):
+            raise MtdtlError("works must be a list of Work (see works_from_files), got "
+                             f"{type(works).__name__}")
+        works = list(works)
+        if not works:
+            raise MtdtlError("works is empty; pass at least one Work (see works_from_files)")
+        bad = [w for w in works if not isinstance(w, Work)]
+        if bad:
+            raise MtdtlError(f"works must hold Work objects (see works_from_files), got "
+                             f"{type(bad[0]).__name__}")
+
+
 def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "small",
                       seed: int = 0, workers: int | None = None, progress: bool = True,
                       works: Sequence[Work] | None = None) -> Path:
@@ -461,7 +485,8 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
     Parameters
     ----------
     root : path, optional
-        Corpus folder; default ``mtdtl.paths.corpora_dir() / f"demo-{size}-seed{seed}"``.
+        Corpus folder (new, or one this function built); default
+        ``mtdtl.paths.demo_corpus_dir(size, seed)``.
     size : {"tiny", "small", "medium", "large", "full"}
         ``tiny`` (40 clips, for tests), ``small`` (default: 320 learning + 160 target
         clips), ``medium`` (about 3x), ``large`` (about 10x), ``full`` (every work).
@@ -483,21 +508,21 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
     Raises
     ------
     MtdtlError
-        Unknown size, a folder built with another seed, or no clip rendered at all.
+        A bad argument (unknown size, a seed or worker count that is not a whole number, an
+        empty ``works``: all checked before any work starts), a folder that holds something
+        else or a demo corpus built with another seed, or no clip rendered at all.
     """
     from tqdm.auto import tqdm
 
-    from mtdtl.paths import corpora_dir
+    from mtdtl.paths import demo_corpus_dir
 
-    if size not in SIZES:
-        raise MtdtlError(f"unknown corpus size {size!r}; choose one of {', '.join(SIZES)}")
+    if works is not None and not isinstance(works, (str, os.PathLike)) and isinstance(works, Iterable):
+        works = list(works)
+    _check_args(root=root, size=size, seed=seed, workers=workers, progress=progress, works=works)
     seed = int(seed)
-    root = Path(root) if root is not None else corpora_dir() / f"demo-{size}-seed{seed}"
+    root = Path(root) if root is not None else demo_corpus_dir(size, seed)
     root = root.expanduser().resolve()
-    (root / "clips").mkdir(parents=True, exist_ok=True)
-    (root / "audio").mkdir(parents=True, exist_ok=True)
-    for leftover in [*root.glob("audio/.*.tmp"), *root.glob("clips/.*.tmp")]:
-        leftover.unlink(missing_ok=True)  # half-written files of an interrupted build
+    check_out_dir(root, kind="demo")
     info_path = root / "corpus.json"
     if info_path.is_file():
         try:
@@ -507,6 +532,10 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
         if old.get("seed", seed) != seed:
             raise MtdtlError(f"{root} holds a demo corpus built with seed {old.get('seed')}, "
                              f"not {seed}; pick another --root or delete that folder")
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    for leftover in [*root.glob("audio/.*.tmp*"), *root.glob("clips/.*.tmp*")]:
+        leftover.unlink(missing_ok=True)  # half-written files of an interrupted build
     t0 = time.perf_counter()
     workers = int(workers) if workers else (len(os.sched_getaffinity(0))
                                             if hasattr(os, "sched_getaffinity")
@@ -612,21 +641,21 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
     learn = recs[recs["part"] == "learning"].reset_index(drop=True)
     target = recs[recs["part"] == "target"].reset_index(drop=True)
     for name, df in L.learning_tables(learn, seed=seed).items():
-        _atomic_write_text(root / "labels" / f"{name}.csv", _csv(df))
+        write_text_if_changed(root / "labels" / f"{name}.csv", _csv(df))
     tasks = {}
     for name, df in L.target_tables(target, seed=seed).items():
-        _atomic_write_text(root / "targets" / f"{name}.csv", _csv(df))
+        write_text_if_changed(root / "targets" / f"{name}.csv", _csv(df))
         tasks[name] = {**L.TASKS[name], "n_tracks": int(df["track_id"].nunique())}
         if L.TASKS[name]["type"] == "classification":
             tasks[name]["classes"] = sorted(df["label"].unique().tolist())
-    _atomic_write_text(root / "targets" / "tasks.json", _json(tasks))
+    write_text_if_changed(root / "targets" / "tasks.json", to_json(tasks))
     manifest = recs[MANIFEST_COLUMNS]
-    _atomic_write_text(root / "manifest.csv", _csv(manifest))
+    write_text_if_changed(root / "manifest.csv", _csv(manifest))
     extra_cols = ["track_id", "source_id", "time_signature", "meter", "key_sharps", "key", "mode",
                   "dance", "region", "function", "genre", "era", "artist", "n_parts",
                   "work_seconds", "loops", "note_density", "pitch_mean", "bpm_estimate",
-                  "gain_db", "velocity_scale", "audio_sha1"]
-    _atomic_write_text(root / "clips.csv", _csv(recs[extra_cols]))
+                  "gain_db", "velocity_scale", "audio_sha256"]
+    write_text_if_changed(root / "clips.csv", _csv(recs[extra_cols]))
 
     wall = time.perf_counter() - t0
     label = "custom" if works is not None else size
@@ -641,7 +670,7 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
         "wall_seconds": round(wall, 2),
         "clips_per_second": round(len(rendered) / wall, 3) if wall > 0 else None,
     }
-    _atomic_write_text(root / "build_report.json", _json(report), only_if_changed=False)
+    atomic_write_text(root / "build_report.json", to_json(report))
     info = {
         "name": f"demo-{label}-seed{seed}", "kind": "demo", "size": label, "seed": seed,
         "parameters": {"clip_seconds": CLIP_SECONDS, "sample_rate": SR, "channels": N_CHANNELS,
@@ -652,7 +681,7 @@ def build_demo_corpus(*, root: str | os.PathLike | None = None, size: str = "sma
         "collections": {c: int(n) for c, n in recs.groupby("collection").size().items()},
         "n_skipped": len(skipped),
     }
-    _atomic_write_text(info_path, _json(info))
+    write_text_if_changed(info_path, to_json(info))
     log.info("demo corpus %s: %d clips (%d rendered now, %d skipped) in %.1f s", root,
              len(recs), len(rendered), len(skipped), wall)
     return root
