@@ -157,7 +157,8 @@ def resolve_targets(targets: str | Sequence[str], *, corpus: str | Path | None =
     roots : mapping or ``"name:path,name:path"``, optional
         The folder of each real dataset (e.g. ``{"gtzan": "/data/gtzan"}``).
     split_lists : mapping, optional
-        Split list per dataset (``reference/*.info`` format).
+        Split list per dataset (``reference/*.info`` format); default: the study's lists shipped
+        with mtdtl (``"study"``; ``None`` for a dataset: no list).
     """
     from mtdtl.targets import list_targets, load_target
 
@@ -178,7 +179,7 @@ def resolve_targets(targets: str | Sequence[str], *, corpus: str | Path | None =
         else:
             if n not in roots:
                 raise MtdtlError(f"target {n!r} needs its dataset folder: roots={{'{n}': '/path/to/{n}'}}")
-            out.append(load_target(n, roots[n], split_list=(split_lists or {}).get(n), **kw))
+            out.append(load_target(n, roots[n], split_list=(split_lists or {}).get(n, "study"), **kw))
     if not out:
         raise MtdtlError("no target datasets given")
     return out
@@ -191,7 +192,7 @@ def _audio_key(target) -> str:
 def evaluate_transfer(representations: Sequence[Representation], targets: Sequence[Any], *,
                       results: str | Path, repetitions: int = 5, seed: int = 0,
                       cache_dir: str | Path | None = None, progress: bool = True,
-                      extractor_kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                      extractor_kwargs: Mapping[str, Any] | None = None, options=None) -> pd.DataFrame:
     """Evaluate every representation on every target and append the rows to ``results``.
 
     Parameters
@@ -206,23 +207,27 @@ def evaluate_transfer(representations: Sequence[Representation], targets: Sequen
         Base seed of splits and probe initialisations.
     cache_dir : path, optional
         Feature cache root (default ``<data dir>/features``).
+    options : mtdtl.evaluation.protocol.ProtocolOptions, optional
+        The evaluation protocol (default: the paper's, :data:`~mtdtl.evaluation.protocol.PAPER`);
+        its id goes into every row's ``protocol`` column, and rows of another protocol are not
+        taken as this one's.
 
     Returns
     -------
     pandas.DataFrame
         The whole results table after this call.
     """
-    from mtdtl.evaluation.probes import evaluate_probe
+    from mtdtl.evaluation.protocol import PAPER, protocol_id
     from mtdtl.evaluation.results import ResultsTable, tidy_rows
+    from mtdtl.evaluation.target import evaluate_target
     from mtdtl.features import extract_dataset, get_extractor
 
     if not representations:
         raise MtdtlError("no representation to evaluate")
     if not targets:
         raise MtdtlError("no target dataset to evaluate on")
-    from mtdtl.evaluation.protocol import PROTOCOL
-
-    protocol = PROTOCOL
+    options = PAPER if options is None else options
+    protocol = protocol_id(options)
     table = ResultsTable(results)
     by_audio: dict[str, list] = {}
     for t in targets:
@@ -246,22 +251,7 @@ def evaluate_transfer(representations: Sequence[Representation], targets: Sequen
                 log.warning("%s on %s: %d unreadable files skipped", rep.name, key, len(fs.skipped))
             feats = pd.DataFrame(fs.X, index=pd.Index(fs.track_ids.astype(str), name="track_id"))
             for t in group:
-                tr = t.tracks[t.tracks["track_id"].astype(str).isin(feats.index)]
-                if t.task == "recommendation":
-                    from mtdtl.evaluation.recommend import evaluate_recommendation
-
-                    inter = t.interactions[t.interactions["track_id"].astype(str).isin(feats.index)]
-                    item_feats = feats.loc[sorted(set(inter["track_id"].astype(str)))]
-                    evals = evaluate_recommendation(inter, item_feats, n_repetitions=repetitions, seed=seed)
-                else:
-                    X = feats.loc[tr["track_id"].astype(str)].to_numpy()
-                    split = tr["split"].astype(str).to_numpy()
-                    has_split = bool((split == "test").any() and (split == "train").any())
-                    groups = tr["group"].astype(str).to_numpy() if "group" in tr and (tr["group"] != "").all() else None
-                    y = tr["label"].to_numpy()
-                    evals = evaluate_probe(X, y, task=t.task, split=split if has_split else None,
-                                           groups=None if has_split else groups,
-                                           n_repetitions=repetitions, seed=seed)
+                evals = evaluate_target(t, feats, options=options, n_repetitions=repetitions, seed=seed)
                 rows = tidy_rows(evals, identity={**rep.identity, "representation": rep.name}, target=t.name,
                                  task=t.task, protocol=protocol)
                 table.append(rows)

@@ -214,3 +214,21 @@ def write_demo_corpus(root: Path) -> Path:
                 if (i + u) % 3:
                     w.writerow([f"u{u}", r["track_id"], 1 + (i * u) % 5, r["split"]])
     return root
+
+
+# --------------------------------------------------------------------------------------- the study's lists
+def study_rows(target: str) -> list[tuple[int, str, str, str]]:
+    """Rows (index, path, split, label) of the study's list of ``target`` shipped with mtdtl
+    (``mtdtl/data/splits``), as the study wrote them: paths in the study's layout."""
+    from mtdtl.targets.splits import study_split_list
+
+    df = study_split_list(target).rows
+    return list(zip(df["index"].tolist(), df["path"], df["split"], df["label"]))
+
+
+def study_item_rows() -> list[tuple[str, int]]:
+    """The study's Last.fm-1K items (MBID, index) shipped with mtdtl, by index."""
+    from mtdtl.targets.splits import study_items
+
+    df = study_items()
+    return list(zip(df["track_id"], df["index"].tolist()))

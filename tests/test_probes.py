@@ -5,13 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import Pipeline
+
 from mtdtl.errors import MtdtlError
-from mtdtl.evaluation import average_repetitions, evaluate_probe
+from mtdtl.evaluation import evaluate_probe
 from mtdtl.evaluation.probes import (HIDDEN, MAX_ITER, evaluate, make_probe, probe_splits,
                                      validate)
 
 # small MLP for speed where the paper's size is not the point
 SMALL = dict(hidden=(32,), max_iter=100)
+
+
+def average_repetitions(evals):
+    """Mean of every metric over repetitions (``split`` is a description, not a metric)."""
+    return {k: float(np.mean([e[k] for e in evals])) for k in evals[0] if k != "split"}
 
 
 def _blobs(rng, n_per_class=30, n_classes=3, dim=8, sep=8.0):
@@ -29,13 +38,17 @@ def test_paper_model_settings():
     assert mlp.solver == "adam" and mlp.max_iter == 200 and mlp.random_state == 3
     assert not mlp.early_stopping
     reg = make_probe("regression", seed=1)
-    assert reg.regressor.named_steps["mlp"].hidden_layer_sizes == (256, 256)
+    assert isinstance(reg, Pipeline) and reg.named_steps["mlp"].hidden_layer_sizes == (256, 256)
+    std = make_probe("regression", seed=1, standardize_target=True)
+    assert isinstance(std, TransformedTargetRegressor)
+    assert std.regressor.named_steps["mlp"].hidden_layer_sizes == (256, 256)
 
 
 def test_separable_classes_score_near_one(rng):
     X, y = _blobs(rng)
     evals = evaluate_probe(X, y, task="classification", n_repetitions=5, seed=0, **SMALL)
-    assert len(evals) == 5 and all(set(e) == {"accuracy"} for e in evals)
+    assert len(evals) == 5 and all(set(e) == {"accuracy", "split"} for e in evals)
+    assert [e["split"] for e in evals] == [f"fold {j}/5 stratified (shuffle seed 0)" for j in range(1, 6)]
     assert average_repetitions(evals)["accuracy"] >= 0.97
 
 
@@ -50,13 +63,35 @@ def test_noise_scores_near_chance(rng):
 def test_linear_target_high_r2(rng):
     X = rng.standard_normal((300, 6))
     y = 3.0 + X @ rng.standard_normal(6) + 0.05 * rng.standard_normal(300)
-    kw = dict(hidden=(64,), max_iter=200)
-    r2 = average_repetitions(evaluate_probe(X, y, task="regression", n_repetitions=2, **kw))["r2"]
+    kw = dict(hidden=(32,), max_iter=200, n_repetitions=1)
+    r2 = average_repetitions(evaluate_probe(X, y, task="regression", **kw))["r2"]
     assert r2 > 0.9
-    # the probe standardises the target: rescaling labels does not change R^2
-    r2_scaled = average_repetitions(evaluate_probe(X, y / 9.0, task="regression",
-                                                   n_repetitions=2, **kw))["r2"]
-    assert abs(r2 - r2_scaled) < 1e-6
+    # with standardize_target=True, rescaling labels does not change R^2
+    r2_std = average_repetitions(evaluate_probe(X, y, task="regression", standardize_target=True, **kw))["r2"]
+    r2_scaled = average_repetitions(evaluate_probe(X, y / 9.0, task="regression", standardize_target=True,
+                                                   **kw))["r2"]
+    assert r2_std > 0.9 and abs(r2_std - r2_scaled) < 1e-6
+
+
+def test_regression_target_is_raw_by_default(rng, monkeypatch):
+    """The paper's probe fits the MLP on the target as it is; standardisation is an option."""
+    seen = []
+    fit = MLPRegressor.fit
+
+    def spy(self, X, y, *a, **k):
+        seen.append(np.array(y, dtype=float))
+        return fit(self, X, y, *a, **k)
+
+    monkeypatch.setattr(MLPRegressor, "fit", spy)
+    X = rng.standard_normal((60, 4))
+    y = 5.0 + 2.0 * rng.standard_normal(60)  # a 1-9 rating-like target
+    split = np.where(np.arange(60) % 5 == 0, "test", "train")
+    evaluate_probe(X, y, task="regression", split=split, n_repetitions=1, hidden=(8,), max_iter=5)
+    assert len(seen) == 1 and np.array_equal(seen[0], y[split == "train"])
+    seen.clear()
+    evaluate_probe(X, y, task="regression", split=split, n_repetitions=1, hidden=(8,), max_iter=5,
+                   standardize_target=True)
+    assert len(seen) == 1 and abs(seen[0].mean()) < 1e-9 and abs(seen[0].std() - 1) < 1e-9
 
 
 def test_noise_target_r2_not_positive(rng):
@@ -71,20 +106,26 @@ def test_given_split_same_test_set_different_seeds(rng):
     split = np.array(["train"] * len(y), dtype=object)
     split[::4] = "test"
     split[1::4] = "valid"
-    plan = probe_splits(y, task="classification", split=split, n_repetitions=3, seed=7)
-    assert [s for _, _, s in plan] == [7, 8, 9]
-    for train, test, _ in plan:
+    plan = probe_splits(y, task="classification", split=split, n_repetitions=3, seed=7,
+                        split_name="list:toy")
+    assert [s for _, _, s, _ in plan] == [7, 8, 9]
+    assert [d for _, _, _, d in plan] == ["list:toy"] * 3
+    for train, test, _, _ in plan:
         assert set(test) == set(np.flatnonzero(split == "test"))
         # valid is merged into train
         assert set(train) == set(np.flatnonzero(split != "test"))
+    evals = evaluate_probe(_blobs(rng, n_per_class=10)[0], y, task="classification", split=split,
+                           n_repetitions=2, **SMALL)
+    assert [e["split"] for e in evals] == ["given", "given"]
 
 
 def test_random_folds_partition_and_stratify(rng):
     y = np.repeat([0, 1, 2], [50, 30, 20])
     plan = probe_splits(y, task="classification", n_repetitions=5, seed=0)
-    tests = np.concatenate([te for _, te, _ in plan])
+    tests = np.concatenate([te for _, te, _, _ in plan])
     assert sorted(tests) == list(range(100))  # 5 repetitions = one 5-fold CV
-    for train, test, _ in plan:
+    assert len({d for _, _, _, d in plan}) == 5
+    for train, test, _, _ in plan:
         assert not set(train) & set(test)
         assert np.bincount(y[test]).tolist() == [10, 6, 4]
     # repetitions beyond the fold count reshuffle
@@ -99,8 +140,21 @@ def test_group_folds_keep_groups_whole(rng):
     y = rng.integers(0, 2, 120)
     groups = np.repeat(np.arange(30), 4)
     for task in ("classification", "regression"):
-        for train, test, _ in probe_splits(y, task=task, groups=groups, n_repetitions=5):
+        plan = probe_splits(y, task=task, groups=groups, n_repetitions=5)
+        assert sorted(np.concatenate([te for _, te, _, _ in plan])) == list(range(120))
+        assert all("stratified-group" in d for _, _, _, d in plan)
+        for train, test, _, _ in plan:
             assert not set(groups[train]) & set(groups[test])
+
+
+def test_regression_folds_are_stratified_by_target_quantiles(rng):
+    y = np.sort(rng.standard_normal(100))  # sorted: an unstratified contiguous fold would fail
+    plan = probe_splits(y, task="regression", n_repetitions=5, seed=3)
+    assert sorted(np.concatenate([te for _, te, _, _ in plan])) == list(range(100))
+    for _, test, _, d in plan:
+        assert d.endswith("stratified (shuffle seed 3)")
+        # four of every 20 consecutive values (a quantile bin) in each fold
+        assert np.bincount(test // 20, minlength=5).tolist() == [4, 4, 4, 4, 4]
 
 
 def test_evaluate_metric_dicts():

@@ -2,7 +2,9 @@
 
 Every test builds a tiny tree in a dataset's own layout (synthetic audio under real-looking
 names, see tests/fixtures_targets.py) and, where the study published a split, checks the
-loader against the real ``../shared/reference/*.info`` lists. Never the real data.
+loader against the study's lists shipped with mtdtl (``mtdtl/data/splits``). Never the real
+data; nothing outside the repository (one test compares the shipped lists with the study's
+original files when ``../shared/reference`` is there, and skips otherwise).
 """
 
 from __future__ import annotations
@@ -16,26 +18,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures_targets import (audio_bytes, fake_mbid, fma_audio_relpath, pick_rows, read_info, write_audio,
-                              write_demo_corpus, write_emo_annotations, write_files, write_fma_tracks_csv,
-                              write_lastfm_log)
+from fixtures_targets import (audio_bytes, fake_mbid, fma_audio_relpath, pick_rows, study_item_rows, study_rows,
+                              write_audio, write_demo_corpus, write_emo_annotations, write_files,
+                              write_fma_tracks_csv, write_lastfm_log)
 from mtdtl.errors import MtdtlError
-from mtdtl.targets import TARGETS, list_targets, load_target, read_split_list
+from mtdtl.targets import STUDY_LISTS, TARGETS, list_targets, load_target, read_split_list
 from mtdtl.targets.base import SplitSpec, check_file, draw_split, int_stem_key, tail_key
 from mtdtl.targets.irmas import parse_irmas_name
 from mtdtl.targets.lastfm1k import read_items_hash
+from mtdtl.targets.splits import STUDY_SOURCES, build_study_splits, study_items, study_split_list
 
-# the study's split sizes (../shared/reference/README.md)
+# the study's split sizes (Table 5; the code release's eval/data/*.info)
 STUDY_COUNTS = {
-    "GTZAN_filtered_dataset.info": {"train": 478, "valid": 211, "test": 311},
-    "FMA_filtered_dataset.info": {"train": 19922, "valid": 2505, "test": 2573},
-    "IRMAS_filtered_dataset.info": {"train": 5698, "test": 1007},
-    "MusicEmoArousal_filtered_dataset.info": {"train": 619, "test": 125},
-    "MusicEmoValence_filtered_dataset.info": {"train": 619, "test": 125},
-    "eBallroom_filtered_dataset.info": {"": 3390},
+    "gtzan": {"train": 478, "valid": 211, "test": 311},
+    "fma": {"train": 19922, "valid": 2505, "test": 2573},
+    "irmas": {"train": 5698, "test": 1007},
+    "emo_arousal": {"train": 619, "test": 125},
+    "emo_valence": {"train": 619, "test": 125},
+    "eballroom": {"": 3390},
 }
-N_CLASSES = {"GTZAN_filtered_dataset.info": 10, "FMA_filtered_dataset.info": 16,
-             "IRMAS_filtered_dataset.info": 11, "eBallroom_filtered_dataset.info": 13}
+N_CLASSES = {"gtzan": 10, "fma": 16, "irmas": 11, "eballroom": 13}
+KEYS = {"gtzan": tail_key(2), "irmas": tail_key(2), "eballroom": tail_key(2), "fma": int_stem_key,
+        "emo_arousal": int_stem_key, "emo_valence": int_stem_key}
 
 
 def by_label_and_split(rows, n=1):
@@ -53,27 +57,50 @@ def as_dict(ds, col):
 
 
 # ============================================================================ split lists
-@pytest.mark.parametrize("name", sorted(STUDY_COUNTS))
-def test_every_real_split_list_parses_with_the_study_counts(reference_dir, name):
-    df = read_split_list(reference_dir / name)
-    assert df["split"].value_counts().to_dict() == STUDY_COUNTS[name]
+@pytest.mark.parametrize("target", sorted(STUDY_COUNTS))
+def test_every_shipped_study_list_has_the_study_counts(target):
+    sl = study_split_list(target)
+    assert sl.name == STUDY_LISTS[target] == TARGETS[target].study_split_list
+    df = sl.rows
+    assert df["split"].value_counts().to_dict() == STUDY_COUNTS[target]
     assert df["index"].tolist() == list(range(len(df)))
     assert not df["path"].duplicated().any()
-    if name in N_CLASSES:
-        assert df["label"].nunique() == N_CLASSES[name]
-    if name.startswith("MusicEmo"):
+    if target in N_CLASSES:
+        assert df["label"].nunique() == N_CLASSES[target]
+    if target.startswith("emo"):
         y = df["label"].astype(float)
         assert y.between(1, 9).all()
     # every row maps to a distinct matching key
-    key = {"GTZAN": tail_key(2), "IRMAS": tail_key(2), "eBallroom": tail_key(2)}.get(name.split("_")[0], int_stem_key)
-    assert df["path"].map(key).nunique() == len(df)
+    assert df["path"].map(KEYS[target]).nunique() == len(df)
 
 
-def test_real_items_hash_parses(reference_dir):
-    items = read_items_hash(reference_dir / "lastfm1k_items.hash")
+def test_shipped_items_list():
+    items = study_items()
     assert len(items) == 27093
-    assert sorted(items["index"]) == list(range(27093))
+    assert items["index"].tolist() == list(range(27093))
+    assert not items["track_id"].duplicated().any()
     assert items["track_id"].str.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}").all()
+    assert TARGETS["lastfm1k"].study_split_list == "lastfm1k-items"
+    assert study_split_list("lastfm1k") is None and study_split_list("demo:genre") is None
+
+
+def test_shipped_lists_equal_the_study_files(tmp_path, reference_dir):
+    """The package data is the study's .info files and item list, row for row (skipped without them)."""
+    if not all((reference_dir / f).is_file() for f in STUDY_SOURCES.values()):
+        pytest.skip("the study's files are not in ../shared/reference")
+    from mtdtl.targets.splits import study_data_dir
+
+    report = build_study_splits(reference_dir, tmp_path)
+
+    for name in STUDY_SOURCES:
+        assert (tmp_path / f"{name}.csv.gz").read_bytes() == (study_data_dir() / f"{name}.csv.gz").read_bytes(), name
+    for target, name in STUDY_LISTS.items():
+        original = read_split_list(reference_dir / STUDY_SOURCES[name])
+        pd.testing.assert_frame_equal(study_split_list(target).rows[["index", "path", "split", "label"]],
+                                      original[["index", "path", "split", "label"]])
+        assert report[name]["rows"] == len(original)
+    original = read_items_hash(reference_dir / "lastfm1k_items.hash").sort_values("index", ignore_index=True)
+    pd.testing.assert_frame_equal(study_items(), original)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -106,13 +133,14 @@ def test_keys():
 
 
 # ============================================================================ GTZAN
-def test_gtzan_matches_the_real_fault_filtered_split(tmp_path, reference_dir, caplog):
-    info = reference_dir / "GTZAN_filtered_dataset.info"
-    rows = by_label_and_split(read_info(info))  # one per (genre, split): 30 tracks
+def test_gtzan_uses_the_study_list_without_being_asked(tmp_path, caplog):
+    """The study's fault-filtered split is the default: a tree in GTZAN's original layout gets
+    it without the caller passing a list, and the loader says which split it used."""
+    rows = by_label_and_split(study_rows("gtzan"))  # one per (genre, split): 30 tracks
     write_files(tmp_path / "gtzan", [r[1] for r in rows])  # <root>/genres/<genre>/<genre>.000NN.au
     write_audio(tmp_path / "gtzan" / "genres" / "blues" / "blues.01000.au")  # not in the list
-    with caplog.at_level(logging.WARNING, logger="mtdtl"):
-        ds = load_target("gtzan", tmp_path / "gtzan", split_list=info, progress=False)
+    with caplog.at_level(logging.INFO, logger="mtdtl"):
+        ds = load_target("gtzan", tmp_path / "gtzan", progress=False)
     expected = {Path(r[1]).stem: (r[2], r[3]) for r in rows}
     assert len(ds) == len(rows) == 30
     assert {t: (s, l) for t, s, l in zip(ds.tracks["track_id"], ds.tracks["split"], ds.tracks["label"])} == expected
@@ -124,19 +152,28 @@ def test_gtzan_matches_the_real_fault_filtered_split(tmp_path, reference_dir, ca
     assert ds.meta["label_mismatches"] == 0 and ds.skipped == []
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in ds.tracks["path"])
     assert "970 of 1000 rows" in caplog.text
-    assert "split list GTZAN_filtered_dataset.info" in ds.summary()
+    assert ds.split_fixed and ds.split_name == "list:gtzan-filtered" and ds.split_list == "gtzan-filtered"
+    assert "the study's split list gtzan-filtered" in ds.summary()
+    assert "gtzan: 30 tracks, split: list:gtzan-filtered" in caplog.text  # the loader logs its split
+    # the same as passing the study's list explicitly ("study"), and a user's own list overrides it
+    assert as_dict(load_target("gtzan", tmp_path / "gtzan", split_list="study", progress=False), "split") \
+        == as_dict(ds, "split")
+    own = tmp_path / "my_split.info"
+    own.write_text("".join(f"{i}\t{r[1]}\t{'test' if i % 2 else 'train'}\t{r[3]}\n" for i, r in enumerate(rows)))
+    mine = load_target("gtzan", tmp_path / "gtzan", split_list=own, progress=False)
+    assert as_dict(mine, "split") == {Path(r[1]).stem: "test" if i % 2 else "train" for i, r in enumerate(rows)}
+    assert mine.split_name == "list:my_split" and mine.split_fixed
 
 
-def test_gtzan_wav_copy_and_root_variants_match_too(tmp_path, reference_dir):
-    info = reference_dir / "GTZAN_filtered_dataset.info"
-    rows = by_label_and_split(read_info(info))[:6]
+def test_gtzan_wav_copy_and_root_variants_match_too(tmp_path):
+    rows = by_label_and_split(study_rows("gtzan"))[:6]
     # the Kaggle re-release: Data/genres_original/<genre>/<genre>.000NN.wav
     write_files(tmp_path / "kaggle", [r[1].replace("/genres/", "Data/genres_original/") for r in rows], ext=".wav")
-    ds = load_target("gtzan", tmp_path / "kaggle", split_list=info, progress=False)
+    ds = load_target("gtzan", tmp_path / "kaggle", progress=False)
     assert as_dict(ds, "split") == {Path(r[1]).stem: r[2] for r in rows}
     # root = the genres folder itself
     write_files(tmp_path / "plain", [r[1] for r in rows])
-    ds2 = load_target("gtzan", tmp_path / "plain" / "genres", split_list=info, progress=False)
+    ds2 = load_target("gtzan", tmp_path / "plain" / "genres", progress=False)
     assert as_dict(ds2, "split") == as_dict(ds, "split")
 
 
@@ -144,12 +181,13 @@ def test_gtzan_without_list_warns_and_draws_a_stratified_split(tmp_path, caplog)
     rel = [f"genres/{g}/{g}.{i:05d}.au" for g in ("blues", "jazz", "rock") for i in range(5)]
     write_files(tmp_path, rel)
     with caplog.at_level(logging.WARNING, logger="mtdtl"):
-        ds = load_target("gtzan", tmp_path, seed=3, progress=False)
+        ds = load_target("gtzan", tmp_path, seed=3, split_list=None, progress=False)
     assert "fault-filtered" in caplog.text
     assert ds.split_method.startswith("fallback: stratified random")
+    assert not ds.split_fixed and ds.split_name == ""
     per_class = ds.tracks.groupby("label")["split"].apply(lambda s: (s == "test").sum()).to_dict()
     assert per_class == {"blues": 1, "jazz": 1, "rock": 1}
-    again = load_target("gtzan", tmp_path, seed=3, progress=False)
+    again = load_target("gtzan", tmp_path, seed=3, split_list=None, progress=False)
     assert ds.tracks["split"].tolist() == again.tracks["split"].tolist()
     other = ds.resplit(4)
     assert other.tracks["track_id"].tolist() == ds.tracks["track_id"].tolist()
@@ -158,7 +196,7 @@ def test_gtzan_without_list_warns_and_draws_a_stratified_split(tmp_path, caplog)
 
 
 # ============================================================================ corrupt / missing
-def test_corrupt_empty_and_missing_files_are_reported_not_fatal(tmp_path, reference_dir):
+def test_corrupt_empty_and_missing_files_are_reported_not_fatal(tmp_path):
     root = tmp_path / "gtzan"
     write_files(root, ["genres/blues/blues.00000.au", "genres/blues/blues.00001.au", "genres/jazz/jazz.00000.au"])
     (root / "genres/blues/blues.00002.au").write_bytes(b"")                       # empty
@@ -189,9 +227,8 @@ def _fma_rows_from_info(rows):
     return out
 
 
-def test_fma_reads_tracks_csv_and_matches_the_real_split(tmp_path, reference_dir):
-    info = reference_dir / "FMA_filtered_dataset.info"
-    rows = by_label_and_split(read_info(info))[:24]
+def test_fma_reads_tracks_csv_and_matches_the_real_split(tmp_path):
+    rows = by_label_and_split(study_rows("fma"))[:24]
     tracks = _fma_rows_from_info(rows)
     # a large-subset track and a track without a top genre are not part of the task
     tracks.append({"track_id": 155320, "genre_top": "Rock", "subset": "large", "split": "training", "artist_id": 7})
@@ -200,7 +237,7 @@ def test_fma_reads_tracks_csv_and_matches_the_real_split(tmp_path, reference_dir
     write_fma_tracks_csv(root / "fma_metadata" / "tracks.csv", tracks)
     write_files(root, [fma_audio_relpath(t["track_id"]) for t in tracks[1:]])  # first track: audio missing
     write_audio(root / fma_audio_relpath(999999))                               # audio without metadata
-    ds = load_target("fma", root, split_list=info, progress=False)
+    ds = load_target("fma", root, progress=False)  # the study's list (the default)
     expected = {f"{int(Path(r[1]).stem):06d}": (r[2], r[3]) for r in rows[1:]}
     assert {t: (s, l) for t, s, l in zip(ds.tracks["track_id"], ds.tracks["split"], ds.tracks["label"])} == expected
     assert as_dict(ds, "group")[f"{int(Path(rows[1][1]).stem):06d}"] == str(tracks[1]["artist_id"])
@@ -212,10 +249,12 @@ def test_fma_reads_tracks_csv_and_matches_the_real_split(tmp_path, reference_dir
     assert reasons["155321.mp3"].startswith("not in the medium subset")
     assert len(ds.unmatched) == 25000 - 24
     assert ds.meta["label_mismatches"] == 0
+    assert ds.split_name == "list:fma-medium" and ds.split_fixed
     # without the list: the dataset's own split gives the same answer
-    own = load_target("fma", root, progress=False)
+    own = load_target("fma", root, split_list=None, progress=False)
     assert as_dict(own, "split") == as_dict(ds, "split")
     assert own.split_method.startswith("dataset (tracks.csv set/split")
+    assert own.split_name == "dataset:fma" and own.split_fixed
     assert set(own.tracks["artist"]) >= {"Artist 100"}
 
 
@@ -225,8 +264,8 @@ def test_fma_fallback_is_artist_filtered(tmp_path):
                "artist_id": int(rng.integers(0, 12))} for i in range(60)]
     write_fma_tracks_csv(tmp_path / "fma_metadata" / "tracks.csv", tracks)
     write_files(tmp_path, [fma_audio_relpath(t["track_id"]) for t in tracks])
-    ds = load_target("fma", tmp_path, seed=1, progress=False)
-    assert set(ds.tracks["split"]) == {"train", "test"}
+    ds = load_target("fma", tmp_path, seed=1, split_list=None, progress=False)
+    assert set(ds.tracks["split"]) == {"train", "test"} and not ds.split_fixed
     assert ds.tracks.groupby("group")["split"].nunique().max() == 1
     assert 0.05 < (ds.tracks["split"] == "test").mean() < 0.45
     assert "artist-filtered, stratified by label" in ds.split_method
@@ -243,17 +282,17 @@ def test_fma_bad_metadata_is_a_clear_error(tmp_path):
 
 
 # ============================================================================ Extended Ballroom
-def test_ballroom_uses_the_real_list_and_a_stratified_split(tmp_path, reference_dir):
-    info = reference_dir / "eBallroom_filtered_dataset.info"
-    rows = pick_rows(read_info(info), per_label=3)  # 3 per style, 39 tracks
+def test_ballroom_uses_the_real_list_and_a_stratified_split(tmp_path):
+    rows = pick_rows(study_rows("eballroom"), per_label=3)  # 3 per style, 39 tracks
     # the distribution's layout <Style>/<id>.mp3 (the list says data/<Style>/<id>.mp3)
     write_files(tmp_path, [r[1].replace("data/", "", 1) for r in rows])
-    ds = load_target("eballroom", tmp_path, split_list=info, seed=0, progress=False)
+    ds = load_target("eballroom", tmp_path, seed=0, progress=False)
     assert as_dict(ds, "label") == {Path(r[1]).stem: r[3] for r in rows}
     assert len(ds.classes) == 13
     assert set(ds.tracks["split"]) == {"train", "test"}
     assert (ds.tracks.groupby("label")["split"].apply(lambda s: (s == "test").sum()) == 1).all()
     assert "fallback: stratified random" in ds.split_method
+    assert not ds.split_fixed and ds.split_name == "" and ds.split_list == "eballroom"  # repetitions: folds
     assert len(ds.unmatched) == 3390 - 39
     # the study's data/ folder is found too
     write_files(tmp_path / "study", [r[1] for r in rows[:5]])
@@ -269,14 +308,13 @@ def test_irmas_name_parsing():
     assert parse_irmas_name("README") is None
 
 
-def test_irmas_matches_the_real_song_filtered_split(tmp_path, reference_dir):
-    info = reference_dir / "IRMAS_filtered_dataset.info"
-    all_rows = read_info(info)
+def test_irmas_matches_the_real_song_filtered_split(tmp_path):
+    all_rows = study_rows("irmas")
     rows = by_label_and_split(all_rows)
     rows += [r for r in all_rows if "[---]" in r[1]][:3]  # the drum tag spelled ---
     root = tmp_path / "IRMAS-TrainingData"
     write_files(root, [r[1] for r in rows], ext=".wav")  # the distribution's files are .wav
-    ds = load_target("irmas", tmp_path, split_list=info, progress=False)  # root above IRMAS-TrainingData
+    ds = load_target("irmas", tmp_path, progress=False)  # root above IRMAS-TrainingData
     assert len(ds) == len(rows)
     assert as_dict(ds, "split") == {Path(r[1]).stem: r[2] for r in rows}
     assert as_dict(ds, "label") == {Path(r[1]).stem: r[3] for r in rows}
@@ -286,9 +324,9 @@ def test_irmas_matches_the_real_song_filtered_split(tmp_path, reference_dir):
     assert as_dict(ds, "group")[Path(rows[0][1]).stem] == parse_irmas_name(Path(rows[0][1]).stem)["song"]
 
 
-def test_irmas_song_groups_agree_with_the_study_split(reference_dir):
+def test_irmas_song_groups_agree_with_the_study_split():
     # the song id NNNN never lies on both sides of the study's split
-    df = read_split_list(reference_dir / "IRMAS_filtered_dataset.info")
+    df = study_split_list("irmas").rows
     songs = df["path"].map(lambda p: parse_irmas_name(Path(p).stem)["song"])
     assert df.groupby(songs)["split"].nunique().max() == 1
 
@@ -302,7 +340,7 @@ def test_irmas_fallback_is_song_filtered(tmp_path):
             tags = f"[{instr}][nod][cla]" if pre else f"[{instr}][cla]"
             names.append(f"{instr}/{pre}{tags}{song:04d}__{part}.wav")
     write_files(tmp_path, names)
-    ds = load_target("irmas", tmp_path, seed=2, progress=False)
+    ds = load_target("irmas", tmp_path, seed=2, split_list=None, progress=False)
     assert len(ds) == 90
     assert ds.tracks.groupby("group")["split"].nunique().max() == 1
     n_test = ds.tracks.groupby("label")["split"].apply(lambda s: (s == "test").sum())
@@ -311,9 +349,9 @@ def test_irmas_fallback_is_song_filtered(tmp_path):
 
 
 # ============================================================================ emoMusic
-def _emo_tree(tmp_path, reference_dir, *, songs_info=True, annotations=True):
-    arousal = read_info(reference_dir / "MusicEmoArousal_filtered_dataset.info")
-    valence = {r[1]: r[3] for r in read_info(reference_dir / "MusicEmoValence_filtered_dataset.info")}
+def _emo_tree(tmp_path, *, songs_info=True, annotations=True):
+    arousal = study_rows("emo_arousal")
+    valence = {r[1]: r[3] for r in study_rows("emo_valence")}
     rows = pick_rows(arousal, per_split=4)
     root = tmp_path / "emo"
     write_files(root, [r[1].replace("/audio/", "") for r in rows])  # <root>/clips_45seconds/<id>.mp3
@@ -326,10 +364,10 @@ def _emo_tree(tmp_path, reference_dir, *, songs_info=True, annotations=True):
     return root, rows, valence
 
 
-def test_emo_reads_annotations_and_matches_the_real_split(tmp_path, reference_dir):
-    root, rows, valence = _emo_tree(tmp_path, reference_dir)
-    info = reference_dir / "MusicEmoArousal_filtered_dataset.info"
-    ds = load_target("emo_arousal", root, split_list=info, progress=False)
+def test_emo_reads_annotations_and_matches_the_real_split(tmp_path):
+    root, rows, valence = _emo_tree(tmp_path)
+    ds = load_target("emo_arousal", root, progress=False)
+    assert ds.split_name == "list:emo-arousal" and ds.split_fixed
     assert ds.task == "regression" and ds.metric == "r2" and ds.classes == ()
     assert as_dict(ds, "split") == {Path(r[1]).stem: r[2] for r in rows}
     for tid, y in as_dict(ds, "label").items():
@@ -338,33 +376,31 @@ def test_emo_reads_annotations_and_matches_the_real_split(tmp_path, reference_di
     assert [Path(s.path).name for s in ds.skipped] == ["1.mp3"]
     assert "no static annotation" in ds.skipped[0].reason
     assert len(ds.unmatched) == 744 - len(rows)
-    val = load_target("emo_valence", root, split_list=reference_dir / "MusicEmoValence_filtered_dataset.info",
-                      progress=False)
+    val = load_target("emo_valence", root, progress=False)
     for tid, y in as_dict(val, "label").items():
         assert math.isclose(y, float(valence[f"/audio/clips_45seconds/{tid}.mp3"]), abs_tol=1e-4)
     # no list: songs_info's "Mediaeval 2013 set" is the same split
-    own = load_target("emo_arousal", root, progress=False)
+    own = load_target("emo_arousal", root, split_list=None, progress=False)
     assert as_dict(own, "split") == as_dict(ds, "split")
     assert own.split_method.startswith("dataset (songs_info.csv")
     assert set(own.tracks["group"]) == {"artist 0", "artist 1", "artist 2"}
 
 
-def test_emo_fallbacks(tmp_path, reference_dir):
-    root, rows, _ = _emo_tree(tmp_path, reference_dir, songs_info=False)
-    ds = load_target("emo_arousal", root, seed=5, progress=False)
+def test_emo_fallbacks(tmp_path):
+    root, rows, _ = _emo_tree(tmp_path, songs_info=False)
+    ds = load_target("emo_arousal", root, seed=5, split_list=None, progress=False)
     assert ds.split_method.startswith("fallback: random")
     assert (ds.tracks["split"] == "test").sum() == round(0.2 * len(rows))
     # without annotations, the list's labels are used; without either, a clear error
-    root2, rows2, _ = _emo_tree(tmp_path / "b", reference_dir, annotations=False)
-    info = reference_dir / "MusicEmoArousal_filtered_dataset.info"
-    ds2 = load_target("emo_arousal", root2, split_list=info, progress=False)
+    root2, rows2, _ = _emo_tree(tmp_path / "b", annotations=False)
+    ds2 = load_target("emo_arousal", root2, progress=False)  # the study's list gives the labels
     assert len(ds2) == len(rows2) and ds2.tracks["label"].notna().all()
     with pytest.raises(MtdtlError, match="static_annotations.csv not found"):
-        load_target("emo_valence", root2, progress=False)
+        load_target("emo_valence", root2, split_list=None, progress=False)
 
 
-def test_label_disagreements_and_non_numeric_labels_in_a_list(tmp_path, reference_dir, caplog):
-    root, rows, _ = _emo_tree(tmp_path, reference_dir)
+def test_label_disagreements_and_non_numeric_labels_in_a_list(tmp_path, caplog):
+    root, rows, _ = _emo_tree(tmp_path)
     lines = [f"{i}\t{r[1]}\t{r[2]}\t{float(r[3]) + (1.0 if i == 0 else 0.0):.4f}" for i, r in enumerate(rows)]
     (tmp_path / "shifted.info").write_text("\n".join(lines) + "\n")
     with caplog.at_level(logging.WARNING, logger="mtdtl"):
@@ -386,12 +422,13 @@ def test_label_disagreements_and_non_numeric_labels_in_a_list(tmp_path, referenc
 
 
 # ============================================================================ Last.fm-1K
-def _lastfm_tree(tmp_path, reference_dir, *, n_items=24, n_users=12, by_index=False):
+def _lastfm_tree(tmp_path, *, n_items=24, n_users=12, by_index=False, items_hash=True):
     rng = np.random.default_rng(7)
-    items = [l.split(",") for l in (reference_dir / "lastfm1k_items.hash").read_text().splitlines()[:n_items]]
+    items = [(m, str(i)) for m, i in study_item_rows()[100:100 + n_items]]
     root = tmp_path / "lastfm"
-    (root / "items.hash").parent.mkdir(parents=True, exist_ok=True)
-    (root / "items.hash").write_text("".join(f"{m},{i}\n" for m, i in items))
+    root.mkdir(parents=True, exist_ok=True)
+    if items_hash:
+        (root / "items.hash").write_text("".join(f"{m},{i}\n" for m, i in items))
     artists = [(fake_mbid(rng), f"Band {k}") for k in range(6)]
     art_of = {m: artists[j % 6] for j, (m, _) in enumerate(items)}
     plays = []
@@ -412,8 +449,8 @@ def _lastfm_tree(tmp_path, reference_dir, *, n_items=24, n_users=12, by_index=Fa
     return root, items, truth
 
 
-def test_lastfm1k_play_counts_items_and_artist_filtered_split(tmp_path, reference_dir):
-    root, items, truth = _lastfm_tree(tmp_path, reference_dir)
+def test_lastfm1k_play_counts_items_and_artist_filtered_split(tmp_path):
+    root, items, truth = _lastfm_tree(tmp_path)
     ds = load_target("lastfm1k", root, min_items_per_user=2, progress=False)
     assert ds.task == "recommendation" and ds.metric == "ndcg@500"
     with_audio = {m for m, _ in items[:-1]}
@@ -428,7 +465,7 @@ def test_lastfm1k_play_counts_items_and_artist_filtered_split(tmp_path, referenc
     assert ds.tracks.groupby("group")["split"].nunique().max() == 1  # artist-filtered
     assert dict(zip(ds.tracks["track_id"], ds.tracks["index"]))[items[0][0]] == int(items[0][1])
     # audio named by item index resolves through items.hash; the user filter drops light users
-    root2, items2, _ = _lastfm_tree(tmp_path / "b", reference_dir, by_index=True)
+    root2, items2, _ = _lastfm_tree(tmp_path / "b", by_index=True)
     ds2 = load_target("lastfm1k", root2, min_items_per_user=9, progress=False)
     assert set(ds2.tracks["track_id"]) <= with_audio and len(ds2) > 0
     per_user = ds2.interactions.groupby("user_id")["track_id"].nunique()
@@ -436,14 +473,30 @@ def test_lastfm1k_play_counts_items_and_artist_filtered_split(tmp_path, referenc
     assert "interactions" in ds2.summary()
 
 
-def test_lastfm1k_item_split_list(tmp_path, reference_dir):
-    root, items, _ = _lastfm_tree(tmp_path, reference_dir)
+def test_lastfm1k_item_split_list(tmp_path):
+    root, items, _ = _lastfm_tree(tmp_path)
     lines = [f"{k}\taudio/{m}.mp3\t{'test' if k % 4 == 0 else 'train'}\t" for k, (m, _) in enumerate(items)]
     (tmp_path / "items.info").write_text("\n".join(lines) + "\n")
     ds = load_target("lastfm1k", root, split_list=tmp_path / "items.info", min_items_per_user=1, progress=False)
     assert as_dict(ds, "split") == {m: ("test" if k % 4 == 0 else "train") for k, (m, _) in enumerate(items[:-1])}
     assert ds.unmatched == []  # the item without audio is reported once, as skipped
     assert set(ds.interactions["track_id"]) <= set(ds.tracks["track_id"])
+
+
+def test_lastfm1k_uses_the_study_item_list_by_default(tmp_path, caplog):
+    """Without an items.hash of your own, the study's 27,093 items (shipped) resolve audio named by
+    item index; the split is not fixed (Table 5: N/A), so the repetitions are item folds."""
+    root, items, _ = _lastfm_tree(tmp_path, by_index=True, items_hash=False)
+    with caplog.at_level(logging.INFO, logger="mtdtl"):
+        ds = load_target("lastfm1k", root, min_items_per_user=2, progress=False)
+    assert "the study's item list lastfm1k-items" in caplog.text
+    assert set(ds.tracks["track_id"]) == {m for m, _ in items[:-1]}
+    assert ds.meta["items"] == "study:lastfm1k-items" and ds.meta["min_users_per_item"] == 1
+    assert not ds.split_fixed and ds.split_name == ""
+    assert sum(s.reason.startswith("missing file") for s in ds.skipped) == 27093 - len(items) + 1
+    # items=None: no list; index-named files are then not track MBIDs
+    bare = load_target("lastfm1k", root, items=None, min_items_per_user=1, min_users_per_item=1, progress=False)
+    assert len(bare) == 0 or set(bare.tracks["track_id"]).isdisjoint({i for _, i in items})
 
 
 def test_lastfm1k_missing_log_is_a_clear_error(tmp_path):

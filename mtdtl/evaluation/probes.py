@@ -4,29 +4,39 @@ What
     The paper's target-dataset models for classification and regression (Kim et al., 2019,
     Section 4.4.2): a multi-layer perceptron with two hidden layers of 256 ReLU units, trained
     with Adam for 200 iterations (scikit-learn's ``MLPClassifier`` / ``MLPRegressor``), on
-    standardised features (a ``StandardScaler`` fit on the training part, as in the authors'
-    released code with ``standardize=True``). Accuracy for classification, the coefficient of
+    standardised features (a ``StandardScaler`` fit on the training part; the paper does not
+    say, the authors' released ``musmtl.evaluation.run`` adds one only with
+    ``standardize=True``, off by default). Accuracy for classification, the coefficient of
     determination R^2 for regression.
 
-Repetitions (Section 4.4)
+Repetitions (Section 4.4; the paper's protocol, :mod:`mtdtl.evaluation.protocol`)
     Every dataset is evaluated ``n_repetitions`` times (5 in the paper) and the scores are
-    averaged (:func:`mtdtl.evaluation.results.average_repetitions`):
+    averaged:
 
-    - **with a given split** (GTZAN, FMA, IRMAS, emotion): the same train/test split each time,
-      a different seed each time (MLP initialisation and batch order): repetition j uses
-      ``seed + j``. The ``valid`` part is merged into the training part, as in the paper
-      ("we also included the validation split as training data"); nothing is early-stopped,
-      there is no model selection (fixed hyper-parameters).
-    - **without a split** (Extended Ballroom): random folds, stratified by label for
-      classification, as the authors' released code does (``StratifiedKFold(5, shuffle=True)``).
-      Repetition j tests on fold ``j mod n_folds`` of a shuffle seeded by ``seed + j // n_folds``
-      with ``n_folds = round(1 / test_size)``; five repetitions at ``test_size=0.2`` are exactly
-      one 5-fold cross-validation (80% train / 20% test each time). With a ``groups`` array
-      (e.g. artists) the folds keep each group whole (``StratifiedGroupKFold``).
+    - **with a fixed split** (the study's lists: GTZAN, FMA, IRMAS, emotion; the demo corpus'
+      own split): the same train/test split each time, a different seed each time (MLP
+      initialisation and batch order): repetition j uses ``seed + j``, as the authors' code
+      does. The ``valid`` part is merged into the training part, as in the paper ("we also
+      included the validation split as training data"); nothing is early-stopped, there is no
+      model selection (fixed hyper-parameters). The split is described by ``split_name``
+      (e.g. ``"list:gtzan-filtered"``).
+    - **without a fixed split** (Extended Ballroom, targets whose only split would be drawn):
+      repetition j tests on fold ``j mod n_folds`` of a shuffle seeded by
+      ``seed + j // n_folds`` (:func:`mtdtl.evaluation.protocol.fold_plan`); five repetitions
+      with ``n_folds=5`` are one 5-fold cross-validation (80/20 each time, every track tested
+      once), as the paper ("5 different train/test splits") and the authors' code
+      (``StratifiedKFold(5, shuffle=True)``) do. Folds are stratified by class
+      (classification) or by quantile bin of the target (regression), and keep each group
+      (``groups``: artist, song, work) whole (``StratifiedGroupKFold``).
 
-    Regression targets are standardised on the training part before fitting and the
-    predictions mapped back (``TransformedTargetRegressor``), so that R^2 does not depend on
-    the label scale (emotion labels on 1-9 or 0-1 give the same scores).
+    Every repetition's dict carries ``split``, the description of its split.
+
+Regression targets
+    are used as they are by default (``standardize_target=False``), as in the paper and the
+    authors' code (an ``MLPRegressor`` on the raw 1-9 ratings). ``standardize_target=True``
+    standardises them on the training part and maps the predictions back
+    (``TransformedTargetRegressor``): R^2 then does not depend on the label scale (1-9 or 0-1
+    ratings give the same scores), which the paper's probe does not promise.
 
 Functions, in mir_eval's shape: :func:`validate` (raises :class:`~mtdtl.errors.MtdtlError`),
 the metrics :func:`accuracy` and :func:`r2`, :func:`make_probe` (the model), :func:`probe_splits`
@@ -43,13 +53,13 @@ import numpy as np
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from mtdtl.errors import MtdtlError
+from mtdtl.evaluation.protocol import PAPER, fold_plan, quantile_strata
 from mtdtl.log import get_logger
 
 __all__ = [
@@ -81,7 +91,7 @@ def validate(X, y, *, task: str, split=None, groups=None) -> tuple:
     task : {"classification", "regression"}
     split : array-like [shape=(n_tracks,)] of {"train", "valid", "test"}, optional
     groups : array-like [shape=(n_tracks,)], optional
-        Group of each track (e.g. artist) for group-aware random folds.
+        Group of each track (e.g. artist), kept whole in the folds.
 
     Returns
     -------
@@ -171,10 +181,20 @@ def r2(y_true, y_pred) -> float:
 
 
 def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
-               max_iter: int = MAX_ITER):
+               max_iter: int = MAX_ITER, standardize_target: bool = PAPER.standardize_target):
     """The probe model: StandardScaler, then an MLP (ReLU, Adam) with ``hidden`` layers.
 
-    Regression targets are standardised too (:class:`~sklearn.compose.TransformedTargetRegressor`).
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    seed : int
+        ``random_state`` of the MLP (initialisation, batch order).
+    hidden, max_iter
+        Hidden layer sizes and Adam iterations (paper: (256, 256), 200).
+    standardize_target : bool
+        Regression only: standardise the target on the training part and map predictions back
+        (:class:`~sklearn.compose.TransformedTargetRegressor`). Default False, as in the paper
+        and the authors' code (the MLP fits the raw target).
 
     Returns
     -------
@@ -185,69 +205,42 @@ def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
     if task == "classification":
         return Pipeline([("scale", StandardScaler()), ("mlp", MLPClassifier(**kw))])
     if task == "regression":
-        return TransformedTargetRegressor(
-            regressor=Pipeline([("scale", StandardScaler()), ("mlp", MLPRegressor(**kw))]),
-            transformer=StandardScaler())
+        model = Pipeline([("scale", StandardScaler()), ("mlp", MLPRegressor(**kw))])
+        if standardize_target:
+            return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
+        return model
     raise MtdtlError(f"unknown probe task {task!r}; use one of {TASKS}")
 
 
-def _group_folds(groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold of every track such that groups stay whole and folds are about equal in size."""
-    uniq, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-    if len(uniq) < n_folds:
-        raise MtdtlError(f"{len(uniq)} groups cannot be split into {n_folds} folds")
-    order = np.random.default_rng(seed).permutation(len(uniq))
-    load = np.zeros(n_folds)
-    fold_of_group = np.empty(len(uniq), dtype=np.int64)
-    for g in order:
-        f = int(np.argmin(load))
-        fold_of_group[g] = f
-        load[f] += sizes[g]
-    return fold_of_group[inverse]
-
-
 def probe_splits(y, *, task: str, split=None, groups=None, n_repetitions: int = 5,
-                 test_size: float = 0.2, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """The repetition plan: (train indices, test indices, model seed) per repetition.
+                 n_folds: int = PAPER.n_folds, seed: int = 0,
+                 split_name: str | None = None) -> list[tuple[np.ndarray, np.ndarray, int, str]]:
+    """The repetition plan: (train indices, test indices, model seed, split description).
 
-    See the module docstring for the protocol.
+    With ``split``: the same split every repetition (``valid`` merged into train), described
+    by ``split_name`` (``"given"`` when None). Without: fold ``j mod n_folds`` of
+    :func:`mtdtl.evaluation.protocol.fold_plan`, stratified by class (classification) or by
+    quantile bin of ``y`` (regression), groups kept whole. Repetition j's model seed is
+    ``seed + j``. See the module docstring.
     """
     y = np.asarray(y)
-    n = len(y)
     if n_repetitions < 1:
         raise MtdtlError(f"n_repetitions must be >= 1, got {n_repetitions}")
     if split is not None:
         split = np.asarray(split).astype(str)
         train = np.flatnonzero(split != "test")
         test = np.flatnonzero(split == "test")
-        return [(train, test, seed + j) for j in range(n_repetitions)]
-    if not 0 < test_size < 1:
-        raise MtdtlError(f"test_size must lie in (0, 1), got {test_size}")
-    n_folds = max(2, int(round(1 / test_size)))
-    plans = []
-    cache: dict[int, list] = {}
-    for j in range(n_repetitions):
-        shuffle_seed = seed + j // n_folds
-        if shuffle_seed not in cache:
-            X_dummy = np.zeros((n, 1))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "least populated class has only..."
-                if groups is not None and task == "classification":
-                    cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=shuffle_seed)
-                    folds = list(cv.split(X_dummy, y, groups))
-                elif groups is not None:
-                    fold = _group_folds(np.asarray(groups), n_folds, shuffle_seed)
-                    folds = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(n_folds)]
-                elif task == "classification":
-                    cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=shuffle_seed)
-                    folds = list(cv.split(X_dummy, y))
-                else:
-                    cv = KFold(n_splits=n_folds, shuffle=True, random_state=shuffle_seed)
-                    folds = list(cv.split(X_dummy))
-            cache[shuffle_seed] = folds
-        train, test = cache[shuffle_seed][j % n_folds]
-        plans.append((np.sort(train), np.sort(test), seed + j))
-    return plans
+        name = split_name or "given"
+        return [(train, test, seed + j, name) for j in range(n_repetitions)]
+    if task == "classification":
+        strata = y
+    elif task == "regression":
+        strata = quantile_strata(y.astype(np.float64), n_folds)
+    else:
+        raise MtdtlError(f"unknown probe task {task!r}; use one of {TASKS}")
+    folds = fold_plan(len(y), n_folds=n_folds, n_repetitions=n_repetitions, seed=seed, strata=strata,
+                      groups=groups)
+    return [(f.train, f.test, seed + j, f.description) for j, f in enumerate(folds)]
 
 
 def evaluate(y_true, y_pred, *, task: str) -> dict[str, float]:
@@ -259,8 +252,10 @@ def evaluate(y_true, y_pred, *, task: str) -> dict[str, float]:
     raise MtdtlError(f"unknown probe task {task!r}; use one of {TASKS}")
 
 
-def _fit_score(X, y, train, test, task, model_seed, hidden, max_iter) -> dict[str, float]:
-    model = make_probe(task, seed=model_seed, hidden=hidden, max_iter=max_iter)
+def _fit_score(X, y, train, test, task, model_seed, hidden, max_iter, standardize_target,
+               description) -> dict:
+    model = make_probe(task, seed=model_seed, hidden=hidden, max_iter=max_iter,
+                       standardize_target=standardize_target)
     # A 256-unit MLP on a few thousand tracks gains nothing from threaded BLAS, and BLAS
     # threads that busy-wait between the many small products make it several times slower on
     # a loaded machine: one thread per fit, and parallel repetitions (n_jobs) instead.
@@ -269,13 +264,15 @@ def _fit_score(X, y, train, test, task, model_seed, hidden, max_iter) -> dict[st
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X[train], y[train])
         y_pred = model.predict(X[test])
-    return evaluate(y[test], y_pred, task=task)
+    return {**evaluate(y[test], y_pred, task=task), "split": description}
 
 
-def evaluate_probe(X, y, *, task: str, split=None, groups=None, n_repetitions: int = 5,
-                   test_size: float = 0.2, seed: int = 0, hidden: Sequence[int] = HIDDEN,
-                   max_iter: int = MAX_ITER, n_jobs: int | None = None) -> list[dict[str, float]]:
-    """Fit and score the MLP probe ``n_repetitions`` times (Section 4.4.2).
+def evaluate_probe(X, y, *, task: str, split=None, split_name: str | None = None, groups=None,
+                   n_repetitions: int = 5, n_folds: int = PAPER.n_folds, seed: int = 0,
+                   hidden: Sequence[int] = HIDDEN, max_iter: int = MAX_ITER,
+                   standardize_target: bool = PAPER.standardize_target,
+                   n_jobs: int | None = None) -> list[dict]:
+    """Fit and score the MLP probe ``n_repetitions`` times (Sections 4.4, 4.4.2).
 
     Parameters
     ----------
@@ -285,31 +282,41 @@ def evaluate_probe(X, y, *, task: str, split=None, groups=None, n_repetitions: i
         Class labels or regression targets.
     task : {"classification", "regression"}
     split : array-like [shape=(n_tracks,)] of {"train", "valid", "test"}, optional
-        The dataset's split; ``valid`` is merged into training. None: random folds.
+        A fixed split (the study's list, the dataset's own); ``valid`` is merged into training.
+        None: folds.
+    split_name : str, optional
+        What the fixed split is, for the ``split`` entry of the results
+        (e.g. ``"list:gtzan-filtered"``; default ``"given"``).
     groups : array-like [shape=(n_tracks,)], optional
-        Keep each group (e.g. artist) whole in random folds.
+        Keep each group (e.g. artist) whole in the folds.
     n_repetitions : int
         Repetitions (5 in the paper).
-    test_size : float
-        Test fraction of random folds (0.2).
+    n_folds : int
+        Folds without a fixed split (5: 80/20 as in the paper).
     seed : int
-        Base seed (see the module docstring).
+        Base seed of folds and models (see the module docstring).
     hidden, max_iter
         MLP hidden layers and Adam iterations (paper: (256, 256), 200).
+    standardize_target : bool
+        Standardise regression targets inside the probe (default False: the paper's protocol;
+        True: R^2 independent of the label scale). See :func:`make_probe`.
     n_jobs : int, optional
         Repetitions fit in parallel with joblib (default: one after the other).
 
     Returns
     -------
     list of dict
-        One flat dict per repetition: ``{"accuracy": float}`` or ``{"r2": float}``.
+        One flat dict per repetition: ``{"accuracy": float, "split": str}`` or
+        ``{"r2": float, "split": str}``; ``split`` describes the repetition's split
+        (``"list:gtzan-filtered"``, ``"fold 3/5 stratified-group (shuffle seed 0)"``).
     """
     X, y, split, groups = validate(X, y, task=task, split=split, groups=groups)
     plan = probe_splits(y, task=task, split=split, groups=groups, n_repetitions=n_repetitions,
-                        test_size=test_size, seed=seed)
+                        n_folds=n_folds, seed=seed, split_name=split_name)
+    std = bool(standardize_target)
     if n_jobs is not None and n_jobs != 1:
         from joblib import Parallel, delayed
 
         return list(Parallel(n_jobs=n_jobs)(
-            delayed(_fit_score)(X, y, tr, te, task, s, hidden, max_iter) for tr, te, s in plan))
-    return [_fit_score(X, y, tr, te, task, s, hidden, max_iter) for tr, te, s in plan]
+            delayed(_fit_score)(X, y, tr, te, task, s, hidden, max_iter, std, d) for tr, te, s, d in plan))
+    return [_fit_score(X, y, tr, te, task, s, hidden, max_iter, std, d) for tr, te, s, d in plan]

@@ -26,8 +26,8 @@ Datasets and how they are matched to the study's split lists (``<reference>/*.in
 - ``emo_arousal``, ``emo_valence``: MediaEval "1000 songs", .info paths
   ``/audio/clips_45seconds/<id>.mp3`` matched on the csv's ``id``; the study's split (619 train /
   125 test). Label: the .info's song-level rating on the 1-9 scale (the study's label; the csv's
-  ``label_arousal`` / ``label_valence`` are the same numbers divided by 9, checked). R^2 does not
-  depend on that scale because the probe standardises the target.
+  ``label_arousal`` / ``label_valence`` are the same numbers divided by 9, checked). The probe
+  fits the raw target, as the paper does (``standardize_target=True`` is the option).
 
 Rows of a .info list missing from the csv, and csv rows missing from the list, are logged and
 listed in the ``report`` of :func:`load_choi_task`.
@@ -231,18 +231,18 @@ def choi_reference_check(reference_dir: str | os.PathLike, *, n_repetitions: int
     Returns
     -------
     pd.DataFrame
-        Tidy rows (``representation`` is ``"choi"`` or ``"mfcc"``; ``arch`` is ``"choi2017"`` or
-        ``""``) or their summary.
+        Tidy rows (``representation`` and ``kind`` are ``"choi"`` or ``"mfcc"``: the released
+        features, not features mtdtl extracts) or their summary.
     """
     frames = []
     for name in tasks:
         t = load_choi_task(reference_dir, name, ballroom_subset=ballroom_subset)
-        for rep_name, arch, X in (("choi", "choi2017", t.convnet), ("mfcc", "", t.mfcc)):
+        for rep_name, X in (("choi", t.convnet), ("mfcc", t.mfcc)):
             evals = evaluate_probe(X, t.y, task=t.task, split=t.split, n_repetitions=n_repetitions,
                                    seed=seed, n_jobs=n_jobs)
-            frames.append(tidy_rows(evals, representation=rep_name, arch=arch, sources="",
-                                    target=name, seed=seed, n_tracks=len(t.y)))
+            frames.append(tidy_rows(evals, representation=rep_name, run=rep_name,
+                                    kind=rep_name, target=name, task=t.task))
             log.info("%s on %s: %s", rep_name, name,
-                     ", ".join(f"{k}={np.mean([e[k] for e in evals]):.3f}" for k in evals[0]))
+                     ", ".join(f"{k}={np.mean([e[k] for e in evals]):.3f}" for k in evals[0] if k != "split"))
     table = pd.concat(frames, ignore_index=True)
     return summarize(table) if summary else table

@@ -5,12 +5,16 @@ Each loader reads a dataset from its own folder layout and metadata and returns 
 recommendation, skipped files). One entry point::
 
     from mtdtl.targets import load_target, list_targets
-    ds = load_target("gtzan", "/data/gtzan", split_list="reference/GTZAN_filtered_dataset.info")
+    ds = load_target("gtzan", "/data/gtzan")   # the study's split list, shipped with mtdtl
     print(ds.summary())
 
 Names (:func:`list_targets`): ``gtzan``, ``fma``, ``eballroom``, ``irmas``, ``emo_arousal``,
 ``emo_valence``, ``lastfm1k``, and ``demo:<task>`` for the target tasks of a demo corpus
 (``root`` = the corpus folder). See ``docs/targets.md`` for layouts, matching and splits.
+
+The study's split lists (GTZAN, FMA, Extended Ballroom, IRMAS, emoMusic) and the Last.fm-1K
+item list ship with mtdtl (:mod:`mtdtl.targets.splits`) and are used by default
+(``split_list="study"``); pass your own list as a path, or ``split_list=None`` for none.
 """
 
 from __future__ import annotations
@@ -23,17 +27,20 @@ from typing import Callable
 
 from mtdtl.errors import MtdtlError
 from mtdtl.targets.ballroom import load_ballroom
-from mtdtl.targets.base import (METRICS, SkippedFile, SplitSpec, TargetDataset, UnmatchedRow, read_split_list)
+from mtdtl.targets.base import (METRICS, STUDY, SkippedFile, SplitList, SplitSpec, TargetDataset, UnmatchedRow,
+                                read_split_list, resolve_split_list)
 from mtdtl.targets.demo import demo_tasks, load_demo
 from mtdtl.targets.emomusic import load_emomusic
 from mtdtl.targets.fma import load_fma
 from mtdtl.targets.gtzan import load_gtzan
 from mtdtl.targets.irmas import load_irmas
 from mtdtl.targets.lastfm1k import load_lastfm1k
+from mtdtl.targets.splits import STUDY_ITEMS, STUDY_LISTS, study_items, study_split_list
 
 __all__ = [
-    "TARGETS", "TargetSpec", "TargetDataset", "SkippedFile", "UnmatchedRow", "SplitSpec",
-    "load_target", "list_targets", "target_spec", "read_split_list",
+    "TARGETS", "TargetSpec", "TargetDataset", "SkippedFile", "UnmatchedRow", "SplitSpec", "SplitList",
+    "load_target", "list_targets", "target_spec", "read_split_list", "resolve_split_list",
+    "study_split_list", "study_items", "STUDY_LISTS", "STUDY_ITEMS",
     "load_gtzan", "load_fma", "load_ballroom", "load_irmas", "load_emomusic", "load_lastfm1k", "load_demo",
 ]
 
@@ -41,7 +48,7 @@ __all__ = [
 @dataclass(frozen=True)
 class TargetSpec:
     """A registered target dataset: its loader, task type, metric, a one-line description and the
-    file name of the study's split list in ``reference/`` (if any)."""
+    name of the study's list shipped with mtdtl (:mod:`mtdtl.targets.splits`; None if none)."""
 
     name: str
     task: str
@@ -58,24 +65,24 @@ class TargetSpec:
 #: The paper's seven target datasets (Table 5), by registry name.
 TARGETS: dict[str, TargetSpec] = {s.name: s for s in (
     TargetSpec("gtzan", "classification", load_gtzan,
-               "GTZAN genre, 10 classes, 1,000 clips; fault-filtered split", "GTZAN_filtered_dataset.info"),
+               "GTZAN genre, 10 classes, 1,000 clips; fault-filtered split", STUDY_LISTS["gtzan"]),
     TargetSpec("fma", "classification", load_fma,
                "FMA-medium top genre, 16 classes, 25,000 tracks; official artist-filtered split",
-               "FMA_filtered_dataset.info"),
+               STUDY_LISTS["fma"]),
     TargetSpec("eballroom", "classification", load_ballroom,
-               "Extended Ballroom dance style, 13 classes, 3,390 tracks; stratified random split",
-               "eBallroom_filtered_dataset.info"),
+               "Extended Ballroom dance style, 13 classes, 3,390 tracks; no split: stratified folds",
+               STUDY_LISTS["eballroom"]),
     TargetSpec("irmas", "classification", load_irmas,
                "IRMAS training set predominant instrument, 11 classes, 6,705 clips; song-filtered split",
-               "IRMAS_filtered_dataset.info"),
+               STUDY_LISTS["irmas"]),
     TargetSpec("emo_arousal", "regression", partial(load_emomusic, dimension="arousal"),
                "MediaEval 1000 songs song-level arousal, 744 clips; development/evaluation split",
-               "MusicEmoArousal_filtered_dataset.info"),
+               STUDY_LISTS["emo_arousal"]),
     TargetSpec("emo_valence", "regression", partial(load_emomusic, dimension="valence"),
                "MediaEval 1000 songs song-level valence, 744 clips; development/evaluation split",
-               "MusicEmoValence_filtered_dataset.info"),
+               STUDY_LISTS["emo_valence"]),
     TargetSpec("lastfm1k", "recommendation", load_lastfm1k,
-               "Last.fm-1K play counts, tracks with audio, cold-start item split; nDCG@500", None),
+               "Last.fm-1K play counts, tracks with audio, cold-start item folds; nDCG@500", STUDY_ITEMS),
 )}
 _DEMO_PREFIX = "demo:"
 
@@ -102,7 +109,7 @@ def target_spec(name: str) -> TargetSpec:
     raise MtdtlError(f"unknown target {name!r}; valid names: {', '.join(list_targets())}")
 
 
-def load_target(name: str, root: str | os.PathLike, *, split_list: str | os.PathLike | None = None,
+def load_target(name: str, root: str | os.PathLike, *, split_list: str | os.PathLike | None = STUDY,
                 **kwargs) -> TargetDataset:
     """Load a target dataset by registry name.
 
@@ -112,8 +119,11 @@ def load_target(name: str, root: str | os.PathLike, *, split_list: str | os.Path
         One of :func:`list_targets` (``"gtzan"``, ..., ``"demo:genre"``).
     root : path-like
         The dataset's folder as unpacked (for ``demo:<task>``, the corpus folder).
-    split_list : path-like, optional
-        A split list in ``reference/*.info`` format (the study's split).
+    split_list : "study", path-like or None
+        ``"study"`` (default): the study's list of this target, shipped with mtdtl (none for
+        ``lastfm1k`` and the demo tasks); a path: your own list in ``reference/*.info`` format,
+        which replaces it; None: no list (the dataset's own split, else the fallback). The
+        loader logs which split it used.
     **kwargs
         Loader options (``seed``, ``test_size``, ``check``, ``progress`` and per-dataset ones,
         e.g. ``subset`` for ``fma``, ``items`` for ``lastfm1k``).

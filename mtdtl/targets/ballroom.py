@@ -10,9 +10,11 @@ Layout as distributed (``extended_ballroom_v1.1.zip``)::
 style folder; the track id the file stem.
 
 Split: none is defined (Table 5); the study used stratified random folds. The study's list
-(3,390 tracks, split column empty) selects the tracks and gives their labels; rows are matched
-on ``<Style>/<id>``. The split itself is always the stratified random 80 / 20 fallback; draw
-repetitions with :meth:`~mtdtl.targets.base.TargetDataset.resplit`.
+(3,390 tracks, split column empty; shipped with mtdtl as ``eballroom`` and used by default)
+selects the tracks and gives their labels; rows are matched on ``<Style>/<id>``. The split is
+not fixed (``split_fixed`` is False): the paper's repetitions are five stratified folds
+(:func:`mtdtl.evaluation.protocol.repetition_plan`); the ``split`` column holds one stratified
+random 80 / 20 draw.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _styles_dir(root: Path) -> Path | None:
     return None
 
 
-def load_ballroom(root: str | os.PathLike, *, split_list: str | os.PathLike | None = None, seed: int = 0,
+def load_ballroom(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", seed: int = 0,
                   test_size: float = 0.2, check: str = "header", progress: bool = True) -> TargetDataset:
     """Load Extended Ballroom from its own layout.
 
@@ -53,9 +55,10 @@ def load_ballroom(root: str | os.PathLike, *, split_list: str | os.PathLike | No
     ----------
     root : path-like
         Folder holding the style folders (or ``data/`` with them).
-    split_list : path-like, optional
-        A list in ``reference/eBallroom_filtered_dataset.info`` format: selects and labels the
-        tracks; its empty split column means the stratified random fallback is drawn.
+    split_list : "study", path-like or None
+        ``"study"`` (default): the study's 3,390 tracks shipped with mtdtl; a path: a list in
+        ``reference/eBallroom_filtered_dataset.info`` format; None: every style folder's files.
+        The list selects and labels the tracks; its empty split column means no fixed split.
     seed, test_size, check, progress
         Fallback split, file check and progress bar.
     """

@@ -10,7 +10,11 @@ like its format, and attach labels and splits.
 
 Split lists
 -----------
-The study's splits are text files in the format of ``reference/*.info``: one line per track,
+By default (``split_list="study"``) a loader uses the study's list of its target, shipped with
+mtdtl (:mod:`mtdtl.targets.splits`, Table 5 / Section 4.1); a user's own list (a path) replaces
+it, and ``split_list=None`` uses none (the dataset's own split or the fallback). The loader
+logs which split it used. The study's lists are text files in the format of
+``reference/*.info`` (shipped in a compact form of our own): one line per track,
 ``index<TAB>path<TAB>split<TAB>label``, with ``split`` one of ``train``, ``valid``, ``test`` or
 empty (no split defined) and ``path`` relative to the dataset's root *as the study stored it*
 (``/genres/disco/disco.00038.au``, ``fma_medium_22k/000/000002.mp3``,
@@ -26,13 +30,16 @@ a numeric id (FMA track id, emoMusic song id). When a list is given:
 - labels come from the dataset's own metadata; the list's label fills in where the metadata
   has none, and disagreements are counted in ``meta["label_mismatches"]`` and logged.
 
-Fallback splits
----------------
-Without a list, a dataset's own split is used where it ships one (FMA's ``set/split``,
-emoMusic's ``Mediaeval 2013 set``); otherwise a random 80 / 20 train / test split is drawn
-(Section 4.4) as described by the loader's :class:`SplitSpec`: stratified by the label
-(``stratify``), keeping groups together (``group``: artist, song), both, or neither.
-:meth:`TargetDataset.resplit` draws it again with another seed (the paper's 5 repetitions).
+Fixed splits and folds
+----------------------
+A split that comes from a list or from the dataset itself is *fixed*
+(:attr:`TargetDataset.split_fixed`, named by :attr:`TargetDataset.split_name`, e.g.
+``"list:gtzan-filtered"``): the paper's five repetitions all use it. Without one, the
+repetitions are the folds of :func:`mtdtl.evaluation.protocol.repetition_plan` (five stratified
+folds, groups kept whole); the ``split`` column then holds a random 80 / 20 train / test draw
+(Section 4.4) described by the loader's :class:`SplitSpec` (stratified by the label
+(``stratify``), keeping groups together (``group``: artist, song), both, or neither), for
+inspection and for code that wants one split; :meth:`TargetDataset.resplit` draws it again.
 """
 
 from __future__ import annotations
@@ -50,11 +57,13 @@ from tqdm.auto import tqdm
 
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
+from mtdtl.targets.lists import _SPLIT_ALIASES, STUDY, SplitList, read_split_list  # noqa: F401  (re-exported)
+from mtdtl.targets.splits import study_split_list
 
 __all__ = [
     "TASKS", "METRICS", "SPLITS", "AUDIO_EXTENSIONS", "CHECK_MODES",
-    "TargetDataset", "SkippedFile", "UnmatchedRow", "SplitSpec",
-    "read_split_list", "draw_split", "check_file", "check_files", "scan_audio",
+    "TargetDataset", "SkippedFile", "UnmatchedRow", "SplitSpec", "SplitList", "STUDY",
+    "read_split_list", "resolve_split_list", "draw_split", "check_file", "check_files", "scan_audio",
     "tail_key", "int_stem_key", "finalize", "is_mbid", "require_dir", "find_first",
 ]
 
@@ -71,8 +80,7 @@ AUDIO_EXTENSIONS = (".au", ".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".a
 #: ``"exists"`` (exists, non-empty) or ``"none"`` (trust the listing).
 CHECK_MODES = ("header", "exists", "none")
 
-_SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "validation": "valid",
-                  "val": "valid", "test": "test", "": ""}
+#: ``split_list="study"``: the study's list shipped with mtdtl (:mod:`mtdtl.targets.splits`).
 _HEADER_BYTES = 4096
 _REQUIRED_COLUMNS = ("track_id", "path", "label", "split", "group")
 
@@ -175,6 +183,15 @@ class TargetDataset:
         Track ids found on disk but absent from the split list (left out).
     split_method : str
         Where the splits come from, in words.
+    split_name : str
+        Short name of a fixed split (``"list:gtzan-filtered"``, ``"list:<file stem>"``,
+        ``"dataset:fma"``); ``""`` when the split was drawn.
+    split_fixed : bool
+        Whether every track's split comes from a list or from the dataset (then the paper's
+        repetitions all use it); False when any split was drawn (then repetitions are folds).
+    split_list : str
+        Name of the list that selected the tracks (``"eballroom"``), also when it has no split;
+        ``""`` without a list.
     fallback : SplitSpec
         The documented fallback split, used by :meth:`resplit`.
     meta : dict
@@ -192,6 +209,9 @@ class TargetDataset:
     unmatched: list[UnmatchedRow] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
     split_method: str = ""
+    split_name: str = ""
+    split_fixed: bool = False
+    split_list: str = ""
     fallback: SplitSpec = field(default_factory=SplitSpec)
     meta: dict = field(default_factory=dict)
 
@@ -234,16 +254,30 @@ class TargetDataset:
         counts = self.tracks["label"].value_counts()
         return {c: int(counts.get(c, 0)) for c in self.classes}
 
+    def group_ids(self) -> np.ndarray | None:
+        """Group of every track (artist, song, work) for folds, or None when no track has one.
+
+        Tracks with an empty group are each their own group.
+        """
+        g = self.tracks["group"].fillna("").astype(str).to_numpy().astype(object)
+        empty = (g == "") | (g == "nan")
+        if empty.all():
+            return None
+        g[empty] = np.array([f"\x00track{i}" for i in np.flatnonzero(empty)], dtype=object)
+        return g
+
     def resplit(self, seed: int, *, test_size: float | None = None) -> "TargetDataset":
         """The same tracks with the fallback split drawn again (``train`` / ``test``).
 
-        Use it for the paper's repetitions on datasets without a fixed split (Section 4.4).
+        The paper's repetitions use folds instead (:func:`mtdtl.evaluation.protocol.repetition_plan`);
+        this gives one random split, e.g. for a quick look.
         """
         spec = replace(self.fallback, seed=int(seed),
                        test_size=self.fallback.test_size if test_size is None else float(test_size))
         tracks = self.tracks.copy()
         tracks["split"] = draw_split(tracks, spec)
-        return replace(self, tracks=tracks, fallback=spec, split_method=f"fallback: {spec.description}")
+        return replace(self, tracks=tracks, fallback=spec, split_method=f"fallback: {spec.description}",
+                       split_name="", split_fixed=False)
 
     # ---------------------------------------------------------------- report
     def summary(self) -> str:
@@ -252,6 +286,8 @@ class TargetDataset:
         sc = self.split_counts()
         lines.append("  splits: " + ", ".join(f"{k or 'none'} {v}" for k, v in sc.items())
                      + f" ({self.split_method})")
+        lines.append("  repetitions: " + (f"the fixed split {self.split_name}" if self.split_fixed
+                                          else "folds (no fixed split)"))
         if self.task == "classification":
             cc = self.class_counts()
             lines.append(f"  {len(self.classes)} classes: " + ", ".join(f"{k} {v}" for k, v in cc.items()))
@@ -287,61 +323,28 @@ def _reason_kind(reason: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # split lists
-def read_split_list(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a split list in the format of ``reference/*.info``.
+def resolve_split_list(split_list, target: str) -> SplitList | None:
+    """The split list a loader uses.
 
     Parameters
     ----------
-    path : path-like
-        Text file, one track per line: ``index<TAB>path<TAB>split<TAB>label``. Blank lines are
-        ignored; ``split`` is ``train``, ``valid``, ``test`` (``training``, ``validation`` and
-        ``val`` are accepted) or empty.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``index`` (int), ``path``, ``split``, ``label`` (str, as written) and ``line``
-        (1-based line number), in file order.
-
-    Raises
-    ------
-    MtdtlError
-        Missing file, a line without exactly four tab-separated fields, a non-integer index, an
-        unknown split or a path listed twice; the message names the file and the line.
+    split_list : "study", path-like, SplitList or None
+        ``"study"`` (the loaders' default): the study's list of ``target`` shipped with mtdtl
+        (:func:`mtdtl.targets.splits.study_split_list`; None for targets without one); a path:
+        a list in ``reference/*.info`` format (:func:`read_split_list`); None: no list.
+    target : str
+        Registry name of the target (``"gtzan"``, ...).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MtdtlError(f"split list {path} not found; pass the path of a file in the format "
-                         "index<TAB>path<TAB>split<TAB>label (like reference/*.info)")
-    rows = []
-    seen: dict[str, int] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            where = f"split list {path}, line {lineno}"
-            if len(fields) != 4:
-                raise MtdtlError(f"{where}: expected 4 tab-separated fields (index, path, split, label), "
-                                 f"found {len(fields)}: {line[:120]!r}")
-            idx, rel, split, label = (f.strip() for f in fields)
-            try:
-                idx = int(idx)
-            except ValueError:
-                raise MtdtlError(f"{where}: index {idx!r} is not an integer") from None
-            if not rel:
-                raise MtdtlError(f"{where}: empty path")
-            if split.lower() not in _SPLIT_ALIASES:
-                raise MtdtlError(f"{where}: unknown split {split!r}; use train, valid, test or leave it empty")
-            if rel in seen:
-                raise MtdtlError(f"{where}: path {rel!r} is listed twice (first on line {seen[rel]})")
-            seen[rel] = lineno
-            rows.append((idx, rel, _SPLIT_ALIASES[split.lower()], label, lineno))
-    if not rows:
-        raise MtdtlError(f"split list {path} holds no rows")
-    df = pd.DataFrame(rows, columns=["index", "path", "split", "label", "line"])
-    return df.astype({"index": "int64", "line": "int64"})
+    if split_list is None or isinstance(split_list, SplitList):
+        return split_list
+    if isinstance(split_list, str) and split_list == STUDY:
+        sl = study_split_list(target)
+        if sl is None:
+            return None
+        return replace(sl, description=sl.description or f"the study's split list {sl.name} (shipped with mtdtl)")
+    path = Path(split_list)
+    return SplitList(name=path.stem, source=str(path), rows=read_split_list(path),
+                     description=f"split list {path.name}")
 
 
 def tail_key(n: int) -> Callable[[str], str]:
@@ -558,7 +561,7 @@ def draw_split(tracks: pd.DataFrame, spec: SplitSpec) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # the common last step of every loader
 def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_fn: Callable[[str], str],
-             fallback: SplitSpec, split_list: str | os.PathLike | None = None,
+             fallback: SplitSpec, split_list: str | os.PathLike | SplitList | None = None,
              skipped: Sequence[SkippedFile] = (),
              own_split_method: str | None = None, interactions: pd.DataFrame | None = None,
              meta: dict | None = None, drop_unlabelled: bool = True) -> TargetDataset:
@@ -572,6 +575,8 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
         own split, ``""`` when none) and any extra columns.
     key_fn : callable
         Maps a relative path (of a file, or of a split-list row) to its matching key.
+    split_list : "study", path-like, SplitList or None
+        The list to apply (:func:`resolve_split_list`, with ``name`` as the target).
     skipped : sequence of SkippedFile
         What the loader already set aside (unreadable files, no metadata ...), with relative
         paths: split-list rows matching them are reported there, not as unmatched.
@@ -596,9 +601,15 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
 
     unmatched: list[UnmatchedRow] = []
     unlisted: list[str] = []
-    split_method = own_split_method if (cand["split"] != "").any() else ""
-    if split_list is not None:
-        lst = read_split_list(split_list)
+    has_own = (cand["split"] != "").any()
+    split_method = own_split_method if has_own else ""
+    split_name = f"dataset:{name}" if has_own else ""
+    sl = resolve_split_list(split_list, name)
+    list_name = ""
+    if sl is not None:
+        split_list = sl.source
+        list_name = sl.name
+        lst = sl.rows.copy()
         lst["key"] = lst["path"].map(key_fn)
         dupkey = lst["key"].duplicated(keep=False)
         if dupkey.any():
@@ -639,7 +650,8 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
         # splits: the list's where it has one
         has = cand["_lsplit"] != ""
         cand["split"] = np.where(has, cand["_lsplit"], "")
-        split_method = f"split list {Path(split_list).name}" if has.any() else ""
+        split_method = sl.description if has.any() else ""
+        split_name = f"list:{sl.name}" if has.any() else ""
         cand = cand.drop(columns=["_key", "_lsplit", "_llabel", "_lline"])
         if unmatched:
             log.warning("%s: %d of %d rows of %s have no file under %s (e.g. line %d: %s)", name, len(unmatched),
@@ -654,11 +666,15 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
         cand = cand[~nolab]
 
     need = cand["split"] == ""
+    split_fixed = bool(split_name) and not need.any()
     if need.any():
         drawn = draw_split(cand[need], fallback)
         cand.loc[need, "split"] = drawn
         how = f"fallback: {fallback.description}"
         split_method = how if not split_method else f"{split_method}; {how} where it had none"
+        split_name = ""
+    if sl is not None and not split_fixed:
+        split_method = f"tracks from {sl.description}; {split_method}"
 
     cand = cand.sort_values("track_id", kind="stable").reset_index(drop=True)
     cand.insert(1, "path", [os.path.abspath(os.path.join(root, r)) for r in cand["relpath"]])
@@ -673,9 +689,15 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
             cand["label"] = cand["label"].astype(float)
     if interactions is not None:
         interactions = interactions[interactions["track_id"].isin(set(cand["track_id"]))].reset_index(drop=True)
+    if split_fixed:
+        log.info("%s: %d tracks, split: %s (%s); the repetitions use this split", name, len(cand),
+                 split_name, split_method)
+    else:
+        log.info("%s: %d tracks, no fixed split (%s); the repetitions use folds", name, len(cand), split_method)
     return TargetDataset(name=name, task=task, metric=METRICS[task], root=Path(root), tracks=cand,
                          classes=classes, interactions=interactions, skipped=skipped, unmatched=unmatched,
-                         unlisted=unlisted, split_method=split_method, fallback=fallback, meta=meta)
+                         unlisted=unlisted, split_method=split_method, split_name=split_name,
+                         split_fixed=split_fixed, split_list=list_name, fallback=fallback, meta=meta)
 
 
 def _coerce_labels(labels: pd.Series, task: str) -> pd.Series:

@@ -8,9 +8,11 @@ A built demo corpus (docs/ARCHITECTURE.md, ``mtdtl.corpora``) is a folder with::
     <corpus>/targets/<task>.csv    track_id, label, split              (classification, regression)
                                    user_id, track_id, play_count, split (recommendation; split of the item)
 
-The task's own split is used (the corpus builder keeps works from crossing splits); ``group`` is
+The task's own split is used (the corpus builder keeps works from crossing splits): it is a
+fixed split (``split_name`` ``"dataset:demo:<task>"``), used by every repetition. ``group`` is
 the manifest's ``work_id`` when present. A split list in ``.info`` format may override it
-(matched on the audio file stem, i.e. the track id).
+(matched on the audio file stem, i.e. the track id). A task without a split column gets
+folds (stratified by class, works kept together).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
-def load_demo(task: str, root: str | os.PathLike, *, split_list: str | os.PathLike | None = None, seed: int = 0,
+def load_demo(task: str, root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", seed: int = 0,
               test_size: float = 0.2, check: str = "header", progress: bool = True) -> TargetDataset:
     """Load the target task ``task`` of the demo corpus at ``root``.
 
@@ -69,8 +71,9 @@ def load_demo(task: str, root: str | os.PathLike, *, split_list: str | os.PathLi
         A task of ``targets/tasks.json``.
     root : path-like
         The corpus folder.
-    split_list : path-like, optional
-        Override the task's split (``.info`` format, matched on the track id).
+    split_list : "study", path-like or None
+        A path overrides the task's split (``.info`` format, matched on the track id); the study
+        has no list for demo tasks, so ``"study"`` (default) and None use the task's own.
     seed, test_size, check, progress
         Fallback split (stratified by label for classification, random otherwise, keeping
         works together), file check, progress bar.

@@ -15,12 +15,13 @@ Layout as distributed (``clips_45sec.tar.gz``, ``annotations.tar.gz``)::
 spaces. The label is ``mean_arousal`` or ``mean_valence``. 744 songs are annotated (the
 cleaned set); clips without an annotation are reported as skipped.
 
-Split: the study's lists (``reference/MusicEmo{Arousal,Valence}_filtered_dataset.info``,
-619 / 125, matched on the song id) are the dataset's own genre-stratified development /
-evaluation split, which ``songs_info.csv`` carries as ``Mediaeval 2013 set``; it is used when
-no list is given. Without either, a random 80 / 20 split is drawn, stratified by genre when
-``songs_info.csv`` gives genres. When ``static_annotations.csv`` is absent, the split list's
-labels are used (the study's values are the same means).
+Split: the study's lists (``MusicEmo{Arousal,Valence}_filtered_dataset.info``, 619 / 125,
+matched on the song id; shipped with mtdtl as ``emo-arousal`` / ``emo-valence`` and used by
+default) are the dataset's own genre-stratified development / evaluation split, which
+``songs_info.csv`` carries as ``Mediaeval 2013 set``; that is used with ``split_list=None``.
+Without either, a random 80 / 20 split is drawn, stratified by genre when ``songs_info.csv``
+gives genres. When ``static_annotations.csv`` is absent, the split list's labels are used (the
+study's values are the same means).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import pandas as pd
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 from mtdtl.targets.base import (SkippedFile, SplitSpec, TargetDataset, check_files, finalize, find_first,
-                                int_stem_key, require_dir, scan_audio)
+                                int_stem_key, require_dir, resolve_split_list, scan_audio)
 
 __all__ = ["DIMENSIONS", "read_static_annotations", "read_songs_info", "load_emomusic"]
 
@@ -91,7 +92,7 @@ def read_songs_info(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def load_emomusic(root: str | os.PathLike, *, dimension: str = "arousal",
-                  split_list: str | os.PathLike | None = None, annotations: str | os.PathLike | None = None,
+                  split_list: str | os.PathLike | None = "study", annotations: str | os.PathLike | None = None,
                   songs_info: str | os.PathLike | None = None, seed: int = 0, test_size: float = 0.2,
                   check: str = "header", progress: bool = True) -> TargetDataset:
     """Load emoMusic arousal or valence from its own layout.
@@ -102,8 +103,9 @@ def load_emomusic(root: str | os.PathLike, *, dimension: str = "arousal",
         Folder holding ``clips_45seconds/`` and ``annotations/``.
     dimension : str
         ``"arousal"`` or ``"valence"``.
-    split_list : path-like, optional
-        The study's list (``reference/MusicEmo*_filtered_dataset.info`` format), matched on song id.
+    split_list : "study", path-like or None
+        ``"study"`` (default): the study's list shipped with mtdtl; a path: a list in
+        ``reference/MusicEmo*_filtered_dataset.info`` format (matched on song id); None: no list.
     annotations, songs_info : path-like, optional
         Override the located ``static_annotations.csv`` / ``songs_info.csv``.
     seed, test_size, check, progress
@@ -117,6 +119,7 @@ def load_emomusic(root: str | os.PathLike, *, dimension: str = "arousal",
     if adir is None:
         raise MtdtlError(f"{name}: clips folder not found: looked for {list(_AUDIO_DIRS)} in {root}")
     ann_path = Path(annotations) if annotations else find_first(root, _ANNOT, kind="file")
+    split_list = resolve_split_list(split_list, name)
     if ann_path is None and split_list is None:
         raise MtdtlError(f"{name}: static_annotations.csv not found (looked for {list(_ANNOT)} in {root}); "
                          "pass annotations= or a split list whose labels give the values")

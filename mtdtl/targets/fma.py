@@ -13,9 +13,11 @@ own ``utils.load`` does: ``pd.read_csv(path, index_col=0, header=[0, 1])``). Col
 when present.
 
 Split: the dataset's own artist-filtered split (Table 5: 19,922 / 2,505 / 2,573), which is also
-the study's ``reference/FMA_filtered_dataset.info``; with that list, rows
-(``fma_medium_22k/000/000002.mp3``) are matched on the numeric track id. If neither is
-available, an artist-filtered random split stratified by genre is drawn.
+the study's ``FMA_filtered_dataset.info``, shipped with mtdtl as ``fma-medium`` and used by
+default; rows (``fma_medium_22k/000/000002.mp3``) are matched on the numeric track id. With
+``split_list=None`` the dataset's own split from ``tracks.csv`` is used; if that is missing too,
+an artist-filtered random split stratified by genre is drawn (and the repetitions are
+artist-grouped stratified folds).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def read_fma_tracks(path: str | os.PathLike) -> pd.DataFrame:
     return out
 
 
-def load_fma(root: str | os.PathLike, *, split_list: str | os.PathLike | None = None, subset: str = "medium",
+def load_fma(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", subset: str = "medium",
              audio_dir: str | os.PathLike | None = None, metadata: str | os.PathLike | None = None,
              seed: int = 0, test_size: float = 0.2, check: str = "header", progress: bool = True) -> TargetDataset:
     """Load the FMA top-genre task (FMA-medium by default) from its own layout.
@@ -86,8 +88,9 @@ def load_fma(root: str | os.PathLike, *, split_list: str | os.PathLike | None = 
     ----------
     root : path-like
         Folder holding ``fma_metadata/`` and ``fma_medium/``.
-    split_list : path-like, optional
-        A list in ``reference/FMA_filtered_dataset.info`` format; matched on track id.
+    split_list : "study", path-like or None
+        ``"study"`` (default): the study's list shipped with mtdtl; a path: a list in
+        ``reference/FMA_filtered_dataset.info`` format (matched on track id); None: no list.
     subset : str
         ``"small"``, ``"medium"`` (the paper) or ``"large"``: tracks of that subset (and the
         smaller ones it holds) with a top genre.

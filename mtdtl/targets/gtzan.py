@@ -9,12 +9,14 @@ Layout as distributed (``genres.tar.gz``)::
 folder. Artists are not part of the distribution.
 
 Split: the paper uses the fault-filtered, artist-filtered split of Kereliuk et al. (2015) /
-Sturm (Table 5), distributed by the study as ``reference/GTZAN_filtered_dataset.info``
-(478 train / 211 valid / 311 test; the paper trains on train + valid). Pass it as
-``split_list``: rows (``/genres/disco/disco.00038.au``) are matched on ``<genre>/<file stem>``,
-so ``.au`` and ``.wav`` copies both match. Without it, a stratified random 80 / 20 split is drawn
-and a warning says that this is not the paper's protocol (GTZAN has repeated artists and
-duplicates, so random splits overestimate accuracy).
+Sturm (Table 5), distributed by the study as ``GTZAN_filtered_dataset.info`` (478 train /
+211 valid / 311 test; the paper trains on train + valid) and shipped with mtdtl as the study
+list ``gtzan-filtered``, used by default (``split_list="study"``). Rows
+(``/genres/disco/disco.00038.au``) are matched on ``<genre>/<file stem>``, so ``.au`` and
+``.wav`` copies both match. Your own list (a path) replaces it. With ``split_list=None``, a
+stratified random 80 / 20 split is drawn (the repetitions are then stratified folds) and a
+warning says that this is not the paper's protocol (GTZAN has repeated artists and duplicates,
+so random splits overestimate accuracy).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _genres_dir(root: Path) -> Path | None:
     return None
 
 
-def load_gtzan(root: str | os.PathLike, *, split_list: str | os.PathLike | None = None, seed: int = 0,
+def load_gtzan(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", seed: int = 0,
                test_size: float = 0.2, check: str = "header", progress: bool = True) -> TargetDataset:
     """Load GTZAN from its own layout.
 
@@ -54,9 +56,10 @@ def load_gtzan(root: str | os.PathLike, *, split_list: str | os.PathLike | None 
     ----------
     root : path-like
         Folder holding ``genres/`` (or ``genres/`` itself).
-    split_list : path-like, optional
-        The fault-filtered split (``reference/GTZAN_filtered_dataset.info`` format). Required
-        for the paper's protocol; without it a stratified random split is drawn (warning).
+    split_list : "study", path-like or None
+        ``"study"`` (default): the study's fault-filtered split shipped with mtdtl (the paper's
+        protocol); a path: your own list (``reference/*.info`` format); None: no list, a
+        stratified random split is drawn (warning).
     seed, test_size : int, float
         Fallback split.
     check : str
@@ -89,8 +92,8 @@ def load_gtzan(root: str | os.PathLike, *, split_list: str | os.PathLike | None 
     cand = cand[ok]
     cand["group"] = ""
     if split_list is None:
-        log.warning("gtzan: no split list given, drawing a stratified random split; the paper's protocol "
-                    "uses the fault-filtered split (reference/GTZAN_filtered_dataset.info), pass it as split_list")
+        log.warning("gtzan: no split list (split_list=None), drawing a stratified random split; the paper's "
+                    "protocol uses the fault-filtered split, the default split_list='study'")
     return finalize(name="gtzan", task="classification", root=root, candidates=cand, key_fn=tail_key(2),
                     fallback=SplitSpec(stratify="label", test_size=test_size, seed=seed), split_list=split_list,
                     skipped=skipped, meta={"genres_dir": str(gdir)})

@@ -17,9 +17,10 @@ that recording: in the study's song-filtered split (``reference/IRMAS_filtered_d
 instrument folders. So the group (song id) is ``NNNN``; the optional prefix ``PPP__`` is not
 used. A name that does not parse is its own group (logged).
 
-Split: the study's list is matched on ``<instr>/<file stem>`` (its paths end in ``.mp3``, the
-distribution's in ``.wav``). Without a list, a song-filtered random 80 / 20 split stratified by
-instrument is drawn.
+Split: the study's list (shipped with mtdtl as ``irmas-song-filtered``, used by default) is
+matched on ``<instr>/<file stem>`` (its paths end in ``.mp3``, the distribution's in ``.wav``).
+With ``split_list=None``, a song-filtered random 80 / 20 split stratified by instrument is drawn
+(and the repetitions are song-grouped stratified folds).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _instr_dir(root: Path) -> Path | None:
     return None
 
 
-def load_irmas(root: str | os.PathLike, *, split_list: str | os.PathLike | None = None, seed: int = 0,
+def load_irmas(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", seed: int = 0,
                test_size: float = 0.2, check: str = "header", progress: bool = True) -> TargetDataset:
     """Load the IRMAS training set from its own layout.
 
@@ -78,8 +79,9 @@ def load_irmas(root: str | os.PathLike, *, split_list: str | os.PathLike | None 
     ----------
     root : path-like
         Folder holding the instrument folders (or ``IRMAS-TrainingData/``).
-    split_list : path-like, optional
-        The study's song-filtered split (``reference/IRMAS_filtered_dataset.info`` format).
+    split_list : "study", path-like or None
+        ``"study"`` (default): the study's song-filtered split shipped with mtdtl; a path: your
+        own list (``reference/IRMAS_filtered_dataset.info`` format); None: no list.
     seed, test_size, check, progress
         Fallback split (song-filtered, stratified by instrument), file check, progress bar.
     """

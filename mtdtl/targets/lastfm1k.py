@@ -4,8 +4,9 @@
 Layout expected (the distribution's ``lastfm-dataset-1K.tar.gz`` plus your own audio)::
 
     <root>/lastfm-dataset-1K/userid-timestamp-artid-artname-traid-traname.tsv   (or directly in <root>)
-    <root>/items.hash                     optional: the item list, ``mbid,index`` per line, as the
-                                          study's reference/lastfm1k_items.hash (or pass items=)
+    <root>/items.hash                     optional: your own item list, ``mbid,index`` per line, as
+                                          the study's lastfm1k_items.hash (or pass items=); without
+                                          it, the study's list shipped with mtdtl is used
     <root>/audio/**/<mbid>.<ext>          one audio file per track (preview), named by the track's
                                           MusicBrainz id, or by its index in items.hash
 
@@ -14,15 +15,20 @@ artist name, track MBID, track name. Play count of (user, track) = number of scr
 track MBID by that user; scrobbles without a track MBID are dropped. Malformed lines (wrong
 number of fields) are skipped and counted (``meta["malformed_lines"]``).
 
-Items are the tracks that have an audio file (and are in the item list when one is given).
+Items are the tracks that have an audio file and are in the item list: by default
+(``items="study"``) ``<root>/items.hash`` when present, else the study's 27,093 items shipped
+with mtdtl (``lastfm1k-items``); ``items=None``: every track MBID with audio.
 Filtering (Section 4.1): tracks known to fewer than ``min_users_per_item`` users are dropped
 (default 5; 1 when an item list is given, since that list is already the study's filtered set),
 then users with fewer than ``min_items_per_user`` tracks (default 5).
 
-Item split (the cold-start hold-out): an item list in ``.info`` format (``split_list``; paths
-matched on the file stem, an MBID or an index of the item list), else an artist-filtered
-random 80 / 20 split (artist MBID, or artist name when the MBID is missing). ``tracks`` holds
-the items (``label`` is NaN) and ``interactions`` the play counts.
+Item split (the cold-start hold-out): the study had no fixed one (Table 5: N/A), so by default
+the split is not fixed and the paper's repetitions are item folds
+(:func:`mtdtl.evaluation.protocol.repetition_plan`, artists kept whole); the ``split`` column
+holds one artist-filtered random 80 / 20 draw (artist MBID, or artist name when the MBID is
+missing). An item list in ``.info`` format (``split_list``; paths matched on the file stem, an
+MBID or an index of the item list) fixes the split. ``tracks`` holds the items (``label`` is
+NaN) and ``interactions`` the play counts.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from tqdm.auto import tqdm
 
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
+from mtdtl.targets.lists import read_items_hash
 from mtdtl.targets.base import (SkippedFile, SplitSpec, TargetDataset, check_files, finalize, find_first,
                                 is_mbid, require_dir, scan_audio, tail_key)
 
@@ -47,47 +54,6 @@ log = get_logger(__name__)
 #: File name of the listening log in the distribution.
 TSV_NAME = "userid-timestamp-artid-artname-traid-traname.tsv"
 _COLUMNS = ["user_id", "timestamp", "artist_id", "artist", "track_id", "title"]
-
-
-def read_items_hash(path: str | os.PathLike) -> pd.DataFrame:
-    """Read an item list in the format of ``reference/lastfm1k_items.hash`` (``mbid,index``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``track_id`` (MBID, str) and ``index`` (int), in file order.
-
-    Raises
-    ------
-    MtdtlError
-        A line that is not ``mbid,index`` with an integer index, or a repeated MBID or index;
-        the message names the file and the line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MtdtlError(f"lastfm1k: item list {path} not found")
-    rows = []
-    seen_m: dict[str, int] = {}
-    seen_i: dict[int, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) != 2 or not parts[0]:
-                raise MtdtlError(f"lastfm1k: item list {path}, line {lineno}: expected 'mbid,index', got {line[:80]!r}")
-            try:
-                idx = int(parts[1])
-            except ValueError:
-                raise MtdtlError(f"lastfm1k: item list {path}, line {lineno}: index {parts[1]!r} "
-                                 "is not an integer") from None
-            if parts[0] in seen_m or idx in seen_i:
-                first = seen_m.get(parts[0], seen_i.get(idx))
-                raise MtdtlError(f"lastfm1k: item list {path}, line {lineno}: repeats line {first}")
-            seen_m[parts[0]] = seen_i[idx] = lineno
-            rows.append((parts[0], idx))
-    return pd.DataFrame(rows, columns=["track_id", "index"]).astype({"index": "int64"})
 
 
 def _count_lines(path: Path) -> int:
@@ -155,8 +121,8 @@ def read_listening_log(path: str | os.PathLike, *, items: set[str] | None = None
     return plays, info, malformed
 
 
-def load_lastfm1k(root: str | os.PathLike, *, split_list: str | os.PathLike | None = None,
-                  items: str | os.PathLike | None = None, audio_dir: str | os.PathLike | None = None,
+def load_lastfm1k(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study",
+                  items: str | os.PathLike | None = "study", audio_dir: str | os.PathLike | None = None,
                   listening_log: str | os.PathLike | None = None, min_users_per_item: int | None = None,
                   min_items_per_user: int = 5, seed: int = 0, test_size: float = 0.2, check: str = "header",
                   chunksize: int = 1_000_000, progress: bool = True) -> TargetDataset:
@@ -166,10 +132,12 @@ def load_lastfm1k(root: str | os.PathLike, *, split_list: str | os.PathLike | No
     ----------
     root : path-like
         Folder holding ``lastfm-dataset-1K/`` (or the TSV), ``audio/`` and optionally ``items.hash``.
-    split_list : path-like, optional
-        Item split in ``.info`` format (paths matched on the file stem: MBID or item index).
-    items : path-like, optional
-        Item list (``mbid,index``); default ``<root>/items.hash`` when present.
+    split_list : "study", path-like or None
+        Item split in ``.info`` format (paths matched on the file stem: MBID or item index). The
+        study had none, so ``"study"`` (default) and None mean no fixed split (folds).
+    items : "study", path-like or None
+        Item list (``mbid,index``). ``"study"`` (default): ``<root>/items.hash`` when present (your
+        own), else the study's list shipped with mtdtl; a path: that list; None: no item list.
     audio_dir, listening_log : path-like, optional
         Override ``<root>/audio`` and the located TSV.
     min_users_per_item, min_items_per_user : int
@@ -187,8 +155,23 @@ def load_lastfm1k(root: str | os.PathLike, *, split_list: str | os.PathLike | No
     if not adir.is_dir():
         raise MtdtlError(f"lastfm1k: audio folder {adir} not found; put one file per track there, named "
                          "<track MBID>.<ext> (or <index>.<ext> with an item list), or pass audio_dir=")
-    items_path = Path(items) if items else find_first(root, ["items.hash"], kind="file")
-    item_list = read_items_hash(items_path) if items_path is not None else None
+    if isinstance(items, str) and items == "study":
+        items_path = find_first(root, ["items.hash"], kind="file")
+        if items_path is not None:
+            item_list = read_items_hash(items_path)
+            log.info("lastfm1k: item list %s (your own, found in the root)", items_path)
+        else:
+            from mtdtl.targets.splits import STUDY_ITEMS, study_items
+
+            item_list = study_items()
+            items_path = f"study:{STUDY_ITEMS}"
+            log.info("lastfm1k: the study's item list %s (%d items, shipped with mtdtl)", STUDY_ITEMS, len(item_list))
+    elif items is not None:
+        items_path = Path(items)
+        item_list = read_items_hash(items_path)
+        log.info("lastfm1k: item list %s", items_path)
+    else:
+        items_path = item_list = None
     if min_users_per_item is None:
         min_users_per_item = 1 if item_list is not None else 5
 
