@@ -26,7 +26,7 @@ import pandas as pd
 
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
-from mtdtl.targets.base import (SkippedFile, SplitSpec, TargetDataset, check_files, finalize, require_dir,
+from mtdtl.targets.base import (find_first, SkippedFile, SplitSpec, TargetDataset, check_files, finalize, require_dir,
                                 scan_audio, tail_key)
 
 __all__ = ["STYLES", "load_ballroom"]
@@ -40,11 +40,7 @@ _CANDIDATE_DIRS = ("", "data", "extended_ballroom", "extended_ballroom_v1.1")
 
 
 def _styles_dir(root: Path) -> Path | None:
-    for c in _CANDIDATE_DIRS:
-        d = root / c if c else root
-        if d.is_dir() and any((d / s).is_dir() for s in STYLES):
-            return d
-    return None
+    return find_first(root, _CANDIDATE_DIRS, containing=STYLES)
 
 
 def load_ballroom(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", seed: int = 0,

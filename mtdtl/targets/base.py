@@ -741,10 +741,19 @@ def require_dir(root: str | os.PathLike, what: str) -> Path:
     return p
 
 
-def find_first(base: Path, candidates: Sequence[str], *, kind: str = "dir") -> Path | None:
-    """The first of ``base / c`` that exists (as a folder when ``kind == "dir"``, else a file)."""
+def find_first(base: Path, candidates: Sequence[str], *, kind: str = "dir",
+               containing: Iterable[str] | None = None) -> Path | None:
+    """The first of ``base / c`` that exists (as a folder when ``kind == "dir"``, else a file).
+
+    With ``containing`` (folder names, e.g. the ten GTZAN genres), a folder counts only when it
+    holds at least one of them: the one folder finder of every loader.
+    """
+    names = tuple(containing or ())
     for c in candidates:
         p = base / c if c else base
-        if (kind == "dir" and p.is_dir()) or (kind == "file" and p.is_file()):
+        if kind == "file":
+            if p.is_file():
+                return p
+        elif p.is_dir() and (not names or any((p / n).is_dir() for n in names)):
             return p
     return None

@@ -28,7 +28,7 @@ import pandas as pd
 
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
-from mtdtl.targets.base import (SkippedFile, SplitSpec, TargetDataset, check_files, finalize, require_dir,
+from mtdtl.targets.base import (find_first, SkippedFile, SplitSpec, TargetDataset, check_files, finalize, require_dir,
                                 scan_audio, tail_key)
 
 __all__ = ["GENRES", "load_gtzan"]
@@ -41,11 +41,7 @@ _CANDIDATE_DIRS = ("", "genres", "genres_original", "Data/genres_original", "gtz
 
 
 def _genres_dir(root: Path) -> Path | None:
-    for c in _CANDIDATE_DIRS:
-        d = root / c if c else root
-        if d.is_dir() and any((d / g).is_dir() for g in GENRES):
-            return d
-    return None
+    return find_first(root, _CANDIDATE_DIRS, containing=GENRES)
 
 
 def load_gtzan(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", seed: int = 0,

@@ -33,7 +33,7 @@ import pandas as pd
 
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
-from mtdtl.targets.base import (SkippedFile, SplitSpec, TargetDataset, check_files, finalize, require_dir,
+from mtdtl.targets.base import (find_first, SkippedFile, SplitSpec, TargetDataset, check_files, finalize, require_dir,
                                 scan_audio, tail_key)
 
 __all__ = ["INSTRUMENTS", "parse_irmas_name", "load_irmas"]
@@ -64,11 +64,7 @@ def parse_irmas_name(stem: str) -> dict | None:
 
 
 def _instr_dir(root: Path) -> Path | None:
-    for c in _CANDIDATE_DIRS:
-        d = root / c if c else root
-        if d.is_dir() and any((d / i).is_dir() for i in INSTRUMENTS):
-            return d
-    return None
+    return find_first(root, _CANDIDATE_DIRS, containing=INSTRUMENTS)
 
 
 def load_irmas(root: str | os.PathLike, *, split_list: str | os.PathLike | None = "study", seed: int = 0,
