@@ -130,6 +130,9 @@ def test_keys():
     assert tail_key(2)("data/Pasodoble/113217.mp3") == "Pasodoble/113217"
     assert int_stem_key("fma_medium_22k/000/000002.mp3") == "2"
     assert int_stem_key("/audio/clips_45seconds/1000.mp3") == "1000"
+    from mtdtl.targets.ballroom import ballroom_key
+    assert ballroom_key("data/Pasodoble/113217.mp3") == ballroom_key("Pasodoble/Pasodoble.113217.mp3") \
+        == ballroom_key("pasodoble/pasodoble.113217.MP3") == "Pasodoble/113217"
 
 
 # ============================================================================ GTZAN
@@ -581,3 +584,103 @@ def test_draw_split_invariants():
     assert (draw_split(df, SplitSpec(seed=1)) != draw_split(df, SplitSpec(seed=2))).any()
     with pytest.raises(MtdtlError, match="test_size"):
         SplitSpec(test_size=1.5)
+
+
+# ============================================================================ real layouts
+def test_ballroom_official_download_script_layout(tmp_path, caplog):
+    """The dataset ships no audio; its download script writes <Style>/<Style>.<id>.mp3. Those
+    files match the study's list (data/<Style>/<id>.mp3) by style and id."""
+    rows = pick_rows(study_rows("eballroom"), per_label=2)  # 2 per style, 26 tracks
+    root = tmp_path / "eb"
+    write_files(root, [f"{r[3]}/{r[3]}.{Path(r[1]).stem}.mp3" for r in rows])
+    ds = load_target("eballroom", root, progress=False)
+    assert len(ds) == len(rows) == 26
+    assert as_dict(ds, "label") == {Path(r[1]).stem: r[3] for r in rows}
+    assert all(Path(p).name.startswith(f"{l}.") for p, l in zip(ds.tracks["path"], ds.tracks["label"]))
+    assert len(ds.unmatched) == 3390 - 26 and ds.skipped == [] and ds.unlisted == []
+    assert ds.split_list == "eballroom" and not ds.split_fixed
+    # both layouts side by side: one file per track is used, the other reported as a duplicate
+    r = rows[0]
+    write_audio(root / r[3] / f"{Path(r[1]).stem}.mp3")
+    both = load_target("eballroom", root, progress=False)
+    assert len(both) == 26 and [s.reason.split(":")[0] for s in both.skipped] == ["duplicate"]
+    # the list's own folder (EBallroom/data/<Style>/<id>.mp3) is found from above
+    write_files(tmp_path / "other" / "EBallroom", [r[1] for r in rows[:4]])
+    assert len(load_target("eballroom", tmp_path / "other", progress=False)) == 4
+
+
+@pytest.mark.parametrize("target, layout", [
+    ("gtzan", "gtzan_genre/genres/{genre}/{genre}.{i:05d}.wav"),                  # mirdata, root above its data_home
+    ("gtzan", "gtzan_genre/gtzan_genre/genres/{genre}/{genre}.{i:05d}.wav"),      # mirdata's index under ~/mir_datasets
+    ("irmas", "irmas/IRMAS-TrainingData/{instr}/[{instr}][cla]{i:04d}__1.wav"),  # mirdata
+    ("eballroom", "extendedballroom_v1.1/{style}/{style}.{i}.mp3"),
+    ("eballroom", "EBallroom/{style}/{i}.mp3"),
+])
+def test_mirdata_and_distribution_folders_are_found(tmp_path, target, layout):
+    names = [layout.format(genre=g, instr=g, style=g, i=100 * k + i)  # ids unique across classes
+             for k, g in enumerate({"gtzan": ("blues", "jazz"), "irmas": ("cel", "pia"),
+                                    "eballroom": ("Jive", "Tango")}[target])
+             for i in range(3)]
+    write_files(tmp_path, names)
+    ds = load_target(target, tmp_path, split_list=None, progress=False)
+    assert len(ds) == 6 and len(ds.classes) == 2
+
+
+def _study_path_tree(target, root):
+    """Files in the dataset's layout whose names are NOT those of the study's list."""
+    if target == "gtzan":
+        write_files(root, ["genres/blues/my_blues_song.au", "genres/jazz/my_jazz_song.au"])
+        return root / "genres"
+    if target == "eballroom":
+        write_files(root, ["Jive/some-jive.mp3", "Tango/some-tango.mp3"])
+        return root
+    if target == "irmas":
+        write_files(root, ["IRMAS-TrainingData/cel/[cel][cla]9999__1.wav"])
+        return root / "IRMAS-TrainingData"
+    raise AssertionError(target)
+
+
+@pytest.mark.parametrize("target", ["gtzan", "eballroom", "irmas"])
+def test_no_file_matching_the_split_list_is_an_error(tmp_path, target):
+    searched = _study_path_tree(target, tmp_path)
+    with pytest.raises(MtdtlError) as e:
+        load_target(target, tmp_path, progress=False)
+    msg = str(e.value)
+    first = study_rows(target)[0][1]
+    assert "no file matched the split list" in msg and STUDY_LISTS[target] in msg
+    assert str(searched) in msg                       # the folder searched
+    assert repr(first) in msg                         # a listed path ...
+    found = min(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*") if p.is_file())
+    assert repr(found) in msg                         # ... and a found one
+    assert "split_list=None" in msg
+    # without the list the same files load
+    assert len(load_target(target, tmp_path, split_list=None, progress=False)) >= 1
+
+
+def test_no_file_matching_a_users_list_is_an_error_too(tmp_path):
+    root = write_demo_corpus(tmp_path / "corpus")
+    own = tmp_path / "elsewhere.info"
+    own.write_text("0\taudio/x001.flac\ttrain\tbach\n1\taudio/x002.flac\ttest\tessen\n")
+    with pytest.raises(MtdtlError, match=r"no file matched the split list .*elsewhere.info.*'audio/x001.flac'"):
+        load_target("demo:collection", root, split_list=own, progress=False)
+    # an empty dataset folder: the message says that no audio file was found
+    write_files(tmp_path / "g", ["genres/blues/notes.au"])
+    (tmp_path / "g" / "genres" / "blues" / "notes.au").unlink()
+    with pytest.raises(MtdtlError, match="no audio file"):
+        load_target("gtzan", tmp_path / "g", progress=False)
+
+
+def test_lastfm1k_audio_matching_no_item_is_an_error(tmp_path):
+    root, _, _ = _lastfm_tree(tmp_path)
+    for p in (root / "audio").iterdir():
+        p.rename(p.with_name("track-" + p.name))
+    with pytest.raises(MtdtlError, match=r"no file matched the item list .*items.hash.*track-"):
+        load_target("lastfm1k", root, min_items_per_user=1, progress=False)
+
+
+def test_draw_split_stratified_and_grouped_on_a_tiny_dataset():
+    """Fewer tracks per class than folds (a small dataset of your own): whole groups are drawn
+    instead of scikit-learn's ValueError."""
+    df = pd.DataFrame({"label": ["a"] * 3 + ["b"] * 3, "group": [str(i) for i in range(6)]})
+    out = draw_split(df, SplitSpec(stratify="label", group="group", seed=0))
+    assert set(out) == {"train", "test"} and (out == "test").sum() == 1

@@ -9,8 +9,10 @@ recommendation, skipped files). One entry point::
     print(ds.summary())
 
 Names (:func:`list_targets`): ``gtzan``, ``fma``, ``eballroom``, ``irmas``, ``emo_arousal``,
-``emo_valence``, ``lastfm1k``, and ``demo:<task>`` for the target tasks of a demo corpus
-(``root`` = the corpus folder). See ``docs/targets.md`` for layouts, matching and splits.
+``emo_valence``, ``lastfm1k``, ``folder`` for your own data (a folder of audio and a labels
+table: ``load_target("folder", root, labels="labels.csv", task="classification")``), and
+``demo:<task>`` for the target tasks of a demo corpus (``root`` = the corpus folder). See
+``docs/targets.md`` for layouts, matching and splits.
 
 The study's split lists (GTZAN, FMA, Extended Ballroom, IRMAS, emoMusic) and the Last.fm-1K
 item list ship with mtdtl (:mod:`mtdtl.targets.splits`) and are used by default
@@ -32,6 +34,7 @@ from mtdtl.targets.base import (METRICS, STUDY, SkippedFile, SplitList, SplitSpe
 from mtdtl.targets.demo import demo_tasks, load_demo
 from mtdtl.targets.emomusic import load_emomusic
 from mtdtl.targets.fma import load_fma
+from mtdtl.targets.folder import load_folder
 from mtdtl.targets.gtzan import load_gtzan
 from mtdtl.targets.irmas import load_irmas
 from mtdtl.targets.lastfm1k import load_lastfm1k
@@ -42,6 +45,7 @@ __all__ = [
     "load_target", "list_targets", "target_spec", "read_split_list", "resolve_split_list",
     "study_split_list", "study_items", "STUDY_LISTS", "STUDY_ITEMS",
     "load_gtzan", "load_fma", "load_ballroom", "load_irmas", "load_emomusic", "load_lastfm1k", "load_demo",
+    "load_folder", "FOLDER",
 ]
 
 
@@ -85,12 +89,18 @@ TARGETS: dict[str, TargetSpec] = {s.name: s for s in (
                "Last.fm-1K play counts, tracks with audio, cold-start item folds; nDCG@500", STUDY_ITEMS),
 )}
 _DEMO_PREFIX = "demo:"
+#: Your own data: a folder of audio and a labels table (:mod:`mtdtl.targets.folder`); its task
+#: type is the caller's (``task=``), so it is not among :data:`TARGETS` (the paper's seven).
+FOLDER = TargetSpec("folder", "", load_folder,
+                    "your own data: a folder of audio and a labels table (track, label[, split][, group]); "
+                    "pass labels= and task='classification' or 'regression'")
 
 
 def list_targets(root: str | os.PathLike | None = None) -> list[str]:
-    """Registry names: the paper's seven targets, then ``demo:<task>`` for each task of the demo
-    corpus at ``root`` (when given), else the pattern ``"demo:<task>"``."""
-    names = list(TARGETS)
+    """Registry names: the paper's seven targets, ``folder`` (your own data), then
+    ``demo:<task>`` for each task of the demo corpus at ``root`` (when given), else the pattern
+    ``"demo:<task>"``."""
+    names = [*TARGETS, FOLDER.name]
     if root is not None:
         names += [f"{_DEMO_PREFIX}{t}" for t in sorted(demo_tasks(root))]
     else:
@@ -102,6 +112,8 @@ def target_spec(name: str) -> TargetSpec:
     """The :class:`TargetSpec` of a registered name (``demo:<task>`` resolves to the demo loader)."""
     if name in TARGETS:
         return TARGETS[name]
+    if name == FOLDER.name:
+        return FOLDER
     if name.startswith(_DEMO_PREFIX) and len(name) > len(_DEMO_PREFIX):
         task = name[len(_DEMO_PREFIX):]
         return TargetSpec(name, "", partial(load_demo, task),
@@ -116,9 +128,10 @@ def load_target(name: str, root: str | os.PathLike, *, split_list: str | os.Path
     Parameters
     ----------
     name : str
-        One of :func:`list_targets` (``"gtzan"``, ..., ``"demo:genre"``).
+        One of :func:`list_targets` (``"gtzan"``, ..., ``"folder"``, ``"demo:genre"``).
     root : path-like
-        The dataset's folder as unpacked (for ``demo:<task>``, the corpus folder).
+        The dataset's folder as unpacked (for ``demo:<task>``, the corpus folder; for
+        ``folder``, your audio folder).
     split_list : "study", path-like or None
         ``"study"`` (default): the study's list of this target, shipped with mtdtl (none for
         ``lastfm1k`` and the demo tasks); a path: your own list in ``reference/*.info`` format,
@@ -126,7 +139,8 @@ def load_target(name: str, root: str | os.PathLike, *, split_list: str | os.Path
         loader logs which split it used.
     **kwargs
         Loader options (``seed``, ``test_size``, ``check``, ``progress`` and per-dataset ones,
-        e.g. ``subset`` for ``fma``, ``items`` for ``lastfm1k``).
+        e.g. ``subset`` for ``fma``, ``items`` for ``lastfm1k``, ``labels`` and ``task`` for
+        ``folder``).
 
     Raises
     ------

@@ -24,7 +24,10 @@ audio extension (``disco/disco.00038`` for GTZAN, ``Pasodoble/113217`` for Exten
 a numeric id (FMA track id, emoMusic song id). When a list is given:
 
 - it defines the tracks: files that are not in the list are left out (:attr:`TargetDataset.unlisted`);
-- list rows without a file are reported (:attr:`TargetDataset.unmatched`), never fatal;
+- list rows without a file are reported (:attr:`TargetDataset.unmatched`), not fatal; but a
+  list none of whose rows matches a file found is an error (the dataset is not in the layout
+  the list expects; the message names the list, the folder searched, and a listed path next
+  to a found one);
 - the list's split is used where it has one; where its split column is empty (Extended
   Ballroom) the dataset's fallback split is drawn over the listed tracks;
 - labels come from the dataset's own metadata; the list's label fills in where the metadata
@@ -304,7 +307,7 @@ class TargetDataset:
             for s in self.skipped[:3]:
                 lines.append(f"    {s.path}: {s.reason}")
         if self.unmatched:
-            lines.append(f"  split-list rows without a file: {len(self.unmatched)}"
+            lines.append(f"  listed rows without a file (split list or labels table): {len(self.unmatched)}"
                          + "".join(f"\n    line {u.line}: {u.path}" for u in self.unmatched[:3]))
         if self.unlisted:
             lines.append(f"  files not in the split list (left out): {len(self.unlisted)}")
@@ -499,7 +502,8 @@ def draw_split(tracks: pd.DataFrame, spec: SplitSpec) -> np.ndarray:
       least one track on each side);
     - ``group`` only: whole groups are drawn at random until ``test`` holds the fraction;
     - both: :class:`sklearn.model_selection.StratifiedGroupKFold` with ``round(1 / test_size)``
-      folds, first fold as ``test``.
+      folds, first fold as ``test`` (as ``group`` only when there are fewer groups than folds
+      or every class has fewer tracks than folds).
 
     Returns
     -------
@@ -534,7 +538,10 @@ def draw_split(tracks: pd.DataFrame, spec: SplitSpec) -> np.ndarray:
         return out
     uniq, inv = np.unique(groups, return_inverse=True)
     n_splits = max(2, _round_half_up(1.0 / spec.test_size))
-    if strata is not None and len(uniq) >= n_splits:
+    largest_class = int(np.unique(strata, return_counts=True)[1].max()) if strata is not None else 0
+    if strata is not None and len(uniq) >= n_splits and largest_class >= n_splits:
+        # (scikit-learn refuses when every class has fewer tracks than folds: then whole groups
+        # are drawn without stratification, below)
         from sklearn.model_selection import StratifiedGroupKFold
 
         with warnings.catch_warnings():
@@ -564,7 +571,8 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
              fallback: SplitSpec, split_list: str | os.PathLike | SplitList | None = None,
              skipped: Sequence[SkippedFile] = (),
              own_split_method: str | None = None, interactions: pd.DataFrame | None = None,
-             meta: dict | None = None, drop_unlabelled: bool = True) -> TargetDataset:
+             meta: dict | None = None, drop_unlabelled: bool = True,
+             searched: Path | None = None) -> TargetDataset:
     """Attach the split list (if any), labels and splits, and build the :class:`TargetDataset`.
 
     Parameters
@@ -582,6 +590,16 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
         paths: split-list rows matching them are reported there, not as unmatched.
     own_split_method : str or None
         Description of the dataset's own split when ``candidates`` carries one.
+    searched : pathlib.Path, optional
+        The folder the loader scanned for audio (default ``root``), for messages.
+
+    Raises
+    ------
+    MtdtlError
+        With a split list, when none of its rows matches a file found (a file in ``candidates``
+        or one set aside in ``skipped`` other than as missing): the dataset is not in the
+        layout the list expects. The message names the list and the folder searched and gives
+        a listed path next to a found one.
     """
     meta = dict(meta or {})
     skipped = list(skipped)
@@ -623,6 +641,12 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
                 skipped.append(SkippedFile(str(rel), f"duplicate: another file of {k} is used"))
             cand = cand[~kdup]
         known = set(cand["_key"]) | {key_fn(s.path) for s in skipped}
+        listed = set(lst["key"])
+        on_disk = [s.path for s in skipped if not s.reason.startswith("missing file")]
+        if not cand["_key"].isin(listed).any() and not any(key_fn(p) in listed for p in on_disk):
+            raise _no_match_error(name=name, split_list=split_list, lst=lst, root=Path(root),
+                                  searched=Path(searched) if searched is not None else Path(root),
+                                  found=cand["relpath"].astype(str).tolist() + on_disk, key_fn=key_fn)
         for row in lst[~lst["key"].isin(known)].itertuples():
             unmatched.append(UnmatchedRow(int(row.line), row.path, row.split, row.label))
         in_list = cand["_key"].isin(set(lst["key"]))
@@ -698,6 +722,25 @@ def finalize(*, name: str, task: str, root: Path, candidates: pd.DataFrame, key_
                          classes=classes, interactions=interactions, skipped=skipped, unmatched=unmatched,
                          unlisted=unlisted, split_method=split_method, split_name=split_name,
                          split_fixed=split_fixed, split_list=list_name, fallback=fallback, meta=meta)
+
+
+def _no_match_error(*, name: str, split_list, lst: pd.DataFrame, root: Path, searched: Path,
+                    found: Sequence[str], key_fn: Callable[[str], str]) -> MtdtlError:
+    """The error of a split list none of whose rows matches a file found."""
+    lp = str(lst["path"].iloc[0])
+    listed = f"the list names {lp!r} (matched as {key_fn(lp)!r}, line {int(lst['line'].iloc[0])})"
+    if found:
+        fp = str(found[0])
+        more = f", one of {len(found)} files found" if len(found) > 1 else ", the only file found"
+        there = f"the folder holds {fp!r} (relative to root, matched as {key_fn(fp)!r}{more})"
+    else:
+        there = "no audio file was found there"
+    where = str(searched) if searched == root else f"{searched} (in root {root})"
+    return MtdtlError(
+        f"{name}: no file matched the split list {split_list}: none of its {len(lst)} rows names a file "
+        f"found under {where}. For example, {listed}; {there}. Put the dataset in the layout of "
+        f"docs/targets.md ('Layouts expected') and pass that folder as root; or pass your own list "
+        f"(split_list=<path>), or split_list=None to use every file found without a list.")
 
 
 def _coerce_labels(labels: pd.Series, task: str) -> pd.Series:

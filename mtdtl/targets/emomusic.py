@@ -170,6 +170,6 @@ def load_emomusic(root: str | os.PathLike, *, dimension: str = "arousal",
     cand = cand[ok]
     return finalize(name=name, task="regression", root=root, candidates=cand, key_fn=int_stem_key,
                     fallback=SplitSpec(stratify=stratify, test_size=test_size, seed=seed), split_list=split_list,
-                    skipped=skipped, own_split_method=own_method,
+                    skipped=skipped, own_split_method=own_method, searched=adir,
                     meta={"audio_dir": str(adir), "annotations": str(ann_path) if ann_path else None,
                           "songs_info": str(info_path) if info_path else None, "dimension": dimension})

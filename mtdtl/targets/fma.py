@@ -161,5 +161,5 @@ def load_fma(root: str | os.PathLike, *, split_list: str | os.PathLike | None = 
                     fallback=SplitSpec(stratify="label", group="group", group_name="artist",
                                        test_size=test_size, seed=seed),
                     split_list=split_list, skipped=skipped,
-                    own_split_method=f"dataset ({meta_csv.name} set/split, artist-filtered)",
+                    own_split_method=f"dataset ({meta_csv.name} set/split, artist-filtered)", searched=adir,
                     meta={"metadata": str(meta_csv), "audio_dir": str(adir), "subset": subset})

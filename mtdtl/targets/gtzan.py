@@ -5,7 +5,8 @@ Layout as distributed (``genres.tar.gz``)::
     <root>/genres/<genre>/<genre>.000NN.au
 
 ``root`` may be the folder holding ``genres/`` or ``genres/`` itself; the Kaggle re-release
-(``Data/genres_original/<genre>/<genre>.000NN.wav``) is found too. The label is the genre
+(``Data/genres_original/<genre>/<genre>.000NN.wav``) and mirdata's copy
+(``gtzan_genre/genres/...``, also from ``~/mir_datasets``) are found too. The label is the genre
 folder. Artists are not part of the distribution.
 
 Split: the paper uses the fault-filtered, artist-filtered split of Kereliuk et al. (2015) /
@@ -37,7 +38,12 @@ log = get_logger(__name__)
 
 #: The ten GTZAN genres (folder names).
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
-_CANDIDATE_DIRS = ("", "genres", "genres_original", "Data/genres_original", "gtzan/genres")
+#: Where the genre folders are looked for under ``root``, in order: the root itself, the
+#: distribution's ``genres/``, Kaggle's ``Data/genres_original/``, and mirdata's ``gtzan_genre``
+#: (``root`` = its data home, or the folder above it: mirdata's index paths read
+#: ``gtzan_genre/genres/<genre>/<genre>.000NN.wav`` under ``~/mir_datasets/gtzan_genre``).
+_CANDIDATE_DIRS = ("", "genres", "genres_original", "Data/genres_original", "gtzan/genres", "GTZAN/genres",
+                   "gtzan_genre/genres", "gtzan_genre/gtzan_genre/genres", "gtzan_genre")
 
 
 def _genres_dir(root: Path) -> Path | None:
@@ -92,4 +98,4 @@ def load_gtzan(root: str | os.PathLike, *, split_list: str | os.PathLike | None 
                     "protocol uses the fault-filtered split, the default split_list='study'")
     return finalize(name="gtzan", task="classification", root=root, candidates=cand, key_fn=tail_key(2),
                     fallback=SplitSpec(stratify="label", test_size=test_size, seed=seed), split_list=split_list,
-                    skipped=skipped, meta={"genres_dir": str(gdir)})
+                    skipped=skipped, searched=gdir, meta={"genres_dir": str(gdir)})

@@ -8,7 +8,8 @@ Layout as distributed (``IRMAS-TrainingData.zip``)::
 
 with ``<instr>`` one of cel, cla, flu, gac, gel, org, pia, sax, tru, vio, voi; ``<drums>``
 ``dru`` / ``nod`` / ``---``; ``<genre>`` e.g. ``cla``, ``pop_roc``, ``jaz_blu``, ``cou_fol``,
-``lat_sou``. ``root`` may also be the folder holding ``IRMAS-TrainingData/``. The label is the
+``lat_sou``. ``root`` may also be the folder holding ``IRMAS-TrainingData/`` (mirdata's data
+home), or one holding ``irmas/IRMAS-TrainingData/`` (``~/mir_datasets``). The label is the
 instrument folder (checked against the first tag).
 
 Song filtering. ``K`` (1-3) numbers excerpts cut from one recording, and ``NNNN`` identifies
@@ -44,7 +45,11 @@ log = get_logger(__name__)
 INSTRUMENTS = ("cel", "cla", "flu", "gac", "gel", "org", "pia", "sax", "tru", "vio", "voi")
 _NAME = re.compile(r"^(?:(?P<prefix>\d+)__)?(?P<tags>(?:\[[^\[\]]+\])+)(?P<song>\d+)__(?P<part>\d+)$")
 _TAG = re.compile(r"\[([^\[\]]+)\]")
-_CANDIDATE_DIRS = ("", "IRMAS-TrainingData", "IRMAS_TrainingData", "training")
+#: Where the instrument folders are looked for under ``root``, in order: the root itself, the
+#: distribution's ``IRMAS-TrainingData/``, and mirdata's ``irmas/IRMAS-TrainingData`` (``root`` =
+#: ``~/mir_datasets``; its data home ``~/mir_datasets/irmas`` is covered by the second).
+_CANDIDATE_DIRS = ("", "IRMAS-TrainingData", "IRMAS_TrainingData", "training", "irmas/IRMAS-TrainingData",
+                   "IRMAS/IRMAS-TrainingData")
 
 
 def parse_irmas_name(stem: str) -> dict | None:
@@ -118,4 +123,4 @@ def load_irmas(root: str | os.PathLike, *, split_list: str | os.PathLike | None 
     return finalize(name="irmas", task="classification", root=root, candidates=cand, key_fn=tail_key(2),
                     fallback=SplitSpec(stratify="label", group="group", group_name="song",
                                        test_size=test_size, seed=seed),
-                    split_list=split_list, skipped=skipped, meta={"instruments_dir": str(idir)})
+                    split_list=split_list, skipped=skipped, searched=idir, meta={"instruments_dir": str(idir)})

@@ -201,6 +201,16 @@ def load_lastfm1k(root: str | os.PathLike, *, split_list: str | os.PathLike | No
             skipped.append(SkippedFile(r, f"duplicate: {file_of[mbid]} is used"))
         else:
             file_of[mbid] = r
+    if listed is not None and not file_of:
+        found = [sk.path for sk in skipped]
+        m0, i0 = item_list["track_id"].iloc[0], int(item_list["index"].iloc[0])
+        there = (f"the folder holds {found[0]!r} (relative to root, one of {len(found)} audio files)" if found
+                 else "no audio file was found there")
+        raise MtdtlError(f"lastfm1k: no file matched the item list {items_path}: none of the audio files under "
+                         f"{adir} is named by a listed track MBID or item index. For example, the list has "
+                         f"{m0} (index {i0}), to be found as {m0}.mp3 or {i0}.mp3; {there}. Name each file "
+                         "<track MBID>.<ext> (or <index>.<ext> after your item list), or pass items=None to "
+                         "use every file named by a track MBID.")
     if listed is not None:
         adir_rel = os.path.relpath(adir, root).replace(os.sep, "/")
         for m in item_list["track_id"]:
@@ -242,7 +252,7 @@ def load_lastfm1k(root: str | os.PathLike, *, split_list: str | os.PathLike | No
     cand["label"] = np.nan
     ds = finalize(name="lastfm1k", task="recommendation", root=root, candidates=cand, key_fn=key_fn,
                   fallback=SplitSpec(group="group", group_name="artist", test_size=test_size, seed=seed),
-                  split_list=split_list,
+                  split_list=split_list, searched=adir,
                   skipped=skipped, interactions=plays[["user_id", "track_id", "play_count"]],
                   meta={"listening_log": str(tsv), "audio_dir": str(adir),
                         "items": str(items_path) if items_path else None, "malformed_lines": int(malformed),
