@@ -180,3 +180,8 @@ def test_evaluate_target_needs_features(tmp_path):
     ds = _ballroom(tmp_path)
     with pytest.raises(MtdtlError, match="none of its 65 tracks has features"):
         evaluate_target(ds, pd.DataFrame(np.zeros((2, 3)), index=["a", "b"]))
+
+
+def test_too_few_rows_for_stratified_folds_is_a_clear_error():
+    with pytest.raises(MtdtlError, match="too few for 5 stratified folds"):
+        fold_plan(8, n_folds=5, n_repetitions=1, seed=0, strata=np.array(list("aabbccdd")))

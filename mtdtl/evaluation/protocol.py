@@ -261,6 +261,9 @@ def fold_plan(n: int, *, n_folds: int = 5, n_repetitions: int = 5, seed: int = 0
             rs = shuffle_seed % (2 ** 32)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "least populated class has only ..."
+                if kind.startswith("stratified") and np.unique(strata, return_counts=True)[1].max() < n_folds:
+                    raise MtdtlError(f"{n} rows: no class (or quantile bin) has {n_folds} members, too few for "
+                                     f"{n_folds} stratified folds; use fewer folds (n_folds) or more data")
                 if kind == "stratified-group":
                     folds = list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=rs)
                                  .split(dummy, strata, groups))
