@@ -300,6 +300,74 @@ def _read_audioread(path: Path) -> tuple[np.ndarray, int]:
     return x, sr_in
 
 
+def _header_frames(path: Path) -> int | None:
+    """Sample frames a WAV (RIFF/RIFX) or AIFF header declares, or ``None`` when unknown.
+
+    libsndfile trims a truncated WAV's length to the data present without saying so; the
+    header's own count is what the file was meant to hold. Streaming writers that do not know
+    the length (0 or 0xFFFFFFFF in the size field) give ``None``.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12:
+                return None
+            kind, form = head[:4], head[8:12]
+            if kind in (b"RIFF", b"RIFX") and form == b"WAVE":
+                end = "<" if kind == b"RIFF" else ">"
+                block_align = data_size = None
+                while True:
+                    ch = fh.read(8)
+                    if len(ch) < 8:
+                        break
+                    cid, size = ch[:4], struct.unpack(end + "I", ch[4:])[0]
+                    if cid == b"fmt ":
+                        fmt = fh.read(min(size, 16))
+                        if len(fmt) >= 14:
+                            block_align = struct.unpack(end + "H", fmt[12:14])[0]
+                        fh.seek(size - len(fmt) + (size & 1), 1)
+                    elif cid == b"data":
+                        data_size = size
+                        break
+                    else:
+                        fh.seek(size + (size & 1), 1)
+                if not block_align or not data_size or data_size == 0xFFFFFFFF:
+                    return None
+                return data_size // block_align
+            if kind == b"FORM" and form in (b"AIFF", b"AIFC"):
+                while True:
+                    ch = fh.read(8)
+                    if len(ch) < 8:
+                        return None
+                    cid, size = ch[:4], struct.unpack(">I", ch[4:])[0]
+                    if cid == b"COMM":
+                        comm = fh.read(6)
+                        return struct.unpack(">I", comm[2:6])[0] or None if len(comm) == 6 else None
+                    fh.seek(size + (size & 1), 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _check_length(p: Path, n: int, sr_in: int) -> None:
+    """Warn (naming the file) when fewer sample frames decoded than the file's header declares."""
+    declared = _header_frames(p)
+    if declared is None:  # FLAC's STREAMINFO count is exact (mp3/ogg lengths are estimates: not used)
+        try:
+            import soundfile as sf
+
+            info = sf.info(str(p))
+            declared = int(info.frames) if info.format == "FLAC" else None
+        except Exception:
+            declared = None
+    if declared and n < declared:
+        log.warning("audio file %s is truncated: its header declares %.2f s but only %.2f s of audio are in the "
+                    "file; using the %.2f s that decode (re-download or re-encode it to use all of it)",
+                    p, declared / sr_in, n / sr_in, n / sr_in)
+
+
 def load_audio(path: str | os.PathLike, *, sr: int = SR, quality: str = "HQ") -> np.ndarray:
     """Decode an audio file to stereo float32 at ``sr`` Hz.
 
@@ -322,6 +390,11 @@ def load_audio(path: str | os.PathLike, *, sr: int = SR, quality: str = "HQ") ->
     MtdtlError
         The file is missing, empty, corrupt, in a format neither decoder can read, has no
         samples, or contains NaN/inf samples. The message names the file.
+
+    Notes
+    -----
+    A truncated file (its header declares more audio than the file holds, e.g. an interrupted
+    download) decodes to the part that is there, with a warning naming the file.
     """
     p = Path(path)
     if not p.is_file():
@@ -350,6 +423,7 @@ def load_audio(path: str | os.PathLike, *, sr: int = SR, quality: str = "HQ") ->
         raise MtdtlError(f"audio file has no samples: {p}; remove it from the track list")
     if not np.all(np.isfinite(x)):
         raise MtdtlError(f"audio file contains NaN or infinite samples: {p}")
+    _check_length(p, int(x.shape[1]), int(sr_in))
     x = downmix(x)
     x = resample(x, sr_in, sr, quality=quality)
     return np.ascontiguousarray(x, dtype=np.float32)

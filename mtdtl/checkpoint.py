@@ -10,10 +10,15 @@ A checkpoint is two files side by side (in a run folder they are ``model.safeten
   ``front_end`` (:meth:`mtdtl.audio.FrontEnd.to_dict`) and ``scaler`` (per-mel-band ``mean`` and
   ``std`` of the training split) so new audio is turned into inputs exactly as in training,
   ``training`` (the :class:`mtdtl.training.TrainConfig`), ``epoch``/``step``, package ``versions``
-  and the same ``checkpoint_id``.
+  (mtdtl's version, and its git commit when it runs from a checkout), the same
+  ``checkpoint_id`` and ``weights_sha256``, the sha256 of the weights file.
 
 Both files are written atomically (temporary name, then ``os.replace``), weights first. A pair
-whose ``checkpoint_id`` differs (a crash between the two writes) is refused on loading.
+whose ``checkpoint_id`` differs (a crash between the two writes) is refused on loading, and so
+is a weights file whose sha256 is not the recorded one (a damaged copy: a flipped bit would
+otherwise load and give wrong features). Loading hashes the weights file once; the hash is
+returned in the metadata (``weights_sha256``) for callers that key caches on it. Checkpoints
+written before the checksum existed load without the check (a debug message says so).
 
 Nothing is unpickled: safetensors holds raw tensors and JSON holds data. The resume state of a
 training run (:func:`save_state` / :func:`load_state`, used by :mod:`mtdtl.training`) follows the
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import os
 import uuid
@@ -37,13 +43,14 @@ from safetensors.torch import save as _st_save
 
 from mtdtl.audio import as_front_end
 from mtdtl.errors import MtdtlError
-from mtdtl.io import atomic_write_bytes
+from mtdtl.io import atomic_write_bytes, file_sha256
 from mtdtl.log import get_logger
 from mtdtl.models import RepresentationModel, build_model, parse_arch
 
 __all__ = [
     "save_checkpoint", "load_checkpoint", "read_meta", "checkpoint_files", "save_state",
-    "load_state", "jsonable", "package_versions", "FORMAT", "FORMAT_VERSION",
+    "load_state", "read_state_info", "jsonable", "package_versions", "verify_checkpoint", "checkpoint_store", "FORMAT",
+    "FORMAT_VERSION",
 ]
 
 log = get_logger(__name__)
@@ -164,7 +171,9 @@ def save_checkpoint(path_or_dir: str | os.PathLike, model: RepresentationModel,
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     header = {"format": FORMAT, "arch": model.arch.id, "sources": ",".join(model.sources),
               "width": model.width_name, "checkpoint_id": ckpt_id}
-    atomic_write_bytes(wpath, _st_save(state, metadata=header))
+    data = _st_save(state, metadata=header)
+    info["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(wpath, data)
     atomic_write_bytes(mpath, (json.dumps(info, indent=1, sort_keys=True) + "\n").encode("utf-8"))
     return wpath
 
@@ -237,10 +246,13 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
             raise MtdtlError(f"checkpoint {path} was trained on sources {list(ck_sources)}, not {list(want)}")
     if not wpath.is_file():
         raise MtdtlError(f"checkpoint {path}: weights file {wpath} not found")
+    meta = dict(meta)
+    meta["weights_sha256"] = _verified_sha256(wpath, meta)
     state, header = _read_tensors(wpath)
     if header.get("checkpoint_id") != meta.get("checkpoint_id"):
         raise MtdtlError(f"{wpath} and its metadata come from different saves (interrupted while writing?); "
-                         "resume the training run to rewrite the checkpoint")
+                         "if it is a training run folder, run train() again with the same settings: it rewrites "
+                         "the checkpoint from the training state")
     if header.get("arch") not in (None, spec.id):
         raise MtdtlError(f"{wpath} holds {header.get('arch')} weights but its metadata says {spec.id}")
     model = build_model(spec, ck_sources, width=meta.get("width", "full"), n_out=int(meta.get("n_out", 50)))
@@ -251,6 +263,53 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         raise MtdtlError(f"the weights in {wpath} do not fit a {spec.label} network with sources "
                          f"{list(ck_sources)} (width {meta.get('width')}): {' '.join(first)}") from None
     return model.to(map_location).eval(), meta
+
+
+def _verified_sha256(wpath: Path, meta: dict) -> str:
+    """sha256 of the weights file (hashed once), checked against ``meta["weights_sha256"]``."""
+    try:
+        sha = file_sha256(wpath)
+    except OSError as err:
+        raise MtdtlError(f"cannot read {wpath}: {err}") from err
+    want = meta.get("weights_sha256")
+    if want is None:
+        log.debug("%s has no weights checksum in its metadata (written by an older mtdtl): not verified", wpath)
+    elif want != sha:
+        raise MtdtlError(f"{wpath} is damaged: its sha256 is {sha[:16]}..., the checkpoint recorded {want[:16]}... "
+                         "(a changed or corrupted copy). Copy it again from its source; for a training run "
+                         "folder, run train() again with the same settings to rewrite it from the training state")
+    return sha
+
+
+def verify_checkpoint(path: str | os.PathLike) -> str | None:
+    """Why the checkpoint at ``path`` is unusable (missing file, a pair from two saves, a damaged
+    weights file), or ``None`` when it is whole. Reads the weights header and hashes the file;
+    does not build the model."""
+    wpath, _ = checkpoint_files(path)
+    try:
+        meta = read_meta(path)
+        if not wpath.is_file():
+            return f"{wpath.name} is missing"
+        _verified_sha256(wpath, meta)
+        with safe_open(str(wpath), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+    except (MtdtlError, SafetensorError, OSError, ValueError) as err:
+        return str(err)
+    if header.get("checkpoint_id") != meta.get("checkpoint_id"):
+        return f"{wpath.name} and {checkpoint_files(path)[1].name} come from different saves"
+    return None
+
+
+def checkpoint_store(meta: dict) -> Path | None:
+    """The spectrogram store a checkpoint was trained on, resolved on this machine.
+
+    ``model.json`` records it relative to the data directory (``"<data dir>/stores/..."``)
+    when it lay inside :func:`mtdtl.paths.data_dir`, so a run folder moves with its data dir.
+    """
+    from mtdtl.training.config import resolve_path
+
+    store = meta.get("store")
+    return None if store is None else resolve_path(store)
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,6 +323,22 @@ def save_state(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], inf
     header = {"format": FORMAT + "-state", "info": json.dumps(jsonable(dict(info)), sort_keys=True)}
     atomic_write_bytes(path, _st_save(data, metadata=header))
     return path
+
+
+def read_state_info(path: str | os.PathLike) -> dict:
+    """The ``info`` of a file written by :func:`save_state`, without reading its tensors."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise MtdtlError(f"cannot read {path}: {err} (not a safetensors file, or truncated)") from err
+    if header.get("format") != FORMAT + "-state":
+        raise MtdtlError(f"{path} is not a mtdtl training-state file")
+    try:
+        return json.loads(header["info"])
+    except (KeyError, ValueError) as err:
+        raise MtdtlError(f"{path}: unreadable state header ({err})") from err
 
 
 def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:

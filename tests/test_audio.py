@@ -255,6 +255,23 @@ def test_unreadable_files_raise_naming_the_file(tmp_path, rng):
             load_audio(p)
 
 
+@pytest.mark.parametrize("fmt,ext,subtype", [("WAV", "wav", "PCM_16"), ("WAV", "wav", "FLOAT"),
+                                            ("AIFF", "aiff", "PCM_16")])
+def test_truncated_file_decodes_what_is_there_with_a_warning(tmp_path, rng, caplog, fmt, ext, subtype):
+    path = tmp_path / f"cut.{ext}"
+    sf.write(path, rng.standard_normal((5 * SR, 2)).astype(np.float32) * 0.1, SR, format=fmt, subtype=subtype)
+    whole = path.read_bytes()
+    with caplog.at_level("WARNING", logger="mtdtl.audio"):
+        load_audio(path)
+    assert not [r for r in caplog.records if "truncated" in r.getMessage()]  # a whole file: no warning
+    path.write_bytes(whole[:int(len(whole) * 0.34)])  # header says 5 s, about 1.7 s of data
+    with caplog.at_level("WARNING", logger="mtdtl.audio"):
+        y = load_audio(path)
+    assert y.shape[0] == 2 and 1.6 * SR < y.shape[1] < 1.8 * SR
+    msgs = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert len(msgs) == 1 and str(path) in msgs[0] and "5.00 s" in msgs[0]
+
+
 def test_is_silent(rng):
     assert is_silent(np.zeros((2, 1000), np.float32))
     assert is_silent(np.zeros((2, 0), np.float32))

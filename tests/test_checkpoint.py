@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -101,8 +102,10 @@ def test_wrong_architecture_and_broken_files(tmp_path, model):
     (tmp_path / "o" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(MtdtlError, match="do not fit"):
         load_checkpoint(tmp_path / "o")
-    # not a checkpoint at all
-    meta_path.write_text(good)
+    # not a checkpoint at all (no checksum to compare with: an older checkpoint)
+    meta = json.loads(good)
+    del meta["weights_sha256"]
+    meta_path.write_text(json.dumps(meta))
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(MtdtlError, match="cannot read"):
         load_checkpoint(tmp_path)
@@ -149,3 +152,35 @@ def test_optimizer_and_rng_state_round_trip(tmp_path):
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     assert np.array_equal(sampler2.random(2), draws[0])
     assert torch.equal(torch.rand(2), draws[1]) and np.array_equal(np.random.random(2), draws[2])
+
+
+def test_weights_checksum_provenance_and_old_checkpoints(tmp_path, model, caplog):
+    import mtdtl
+    from mtdtl.checkpoint import verify_checkpoint
+    from mtdtl.io import _git_commit, file_sha256
+
+    wpath = save_checkpoint(tmp_path, model, _meta())
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["weights_sha256"] == file_sha256(wpath)
+    assert meta["versions"]["mtdtl"] == mtdtl.__version__
+    if _git_commit():  # a git checkout (the commit itself may move if someone commits meanwhile)
+        assert re.fullmatch(r"[0-9a-f]{40}", meta["versions"]["mtdtl_commit"])
+    assert load_checkpoint(tmp_path)[1]["weights_sha256"] == meta["weights_sha256"]
+    assert verify_checkpoint(tmp_path) is None
+    good = wpath.read_bytes()
+    # one flipped bit in a weight: it would load and give features off by far; it is refused
+    raw = bytearray(good)
+    raw[-7] ^= 0x40
+    wpath.write_bytes(bytes(raw))
+    with pytest.raises(MtdtlError, match=r"model.safetensors is damaged.*Copy it again"):
+        load_checkpoint(tmp_path)
+    assert "damaged" in verify_checkpoint(tmp_path)
+    # a checkpoint from before the checksum (none recorded) loads, with a debug note
+    wpath.write_bytes(good)
+    del meta["weights_sha256"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with caplog.at_level("DEBUG", logger="mtdtl.checkpoint"):
+        loaded, m = load_checkpoint(tmp_path)
+    assert "no weights checksum" in caplog.text and m["weights_sha256"] == file_sha256(wpath)
+    sd, ld = model.state_dict(), loaded.state_dict()
+    assert all(torch.equal(sd[k], ld[k]) for k in sd)

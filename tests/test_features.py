@@ -267,3 +267,35 @@ def test_network_runner_is_built_before_the_decode_thread_starts(audio_dir, monk
     monkeypatch.setattr(ModelExtractor, "_prepare", spy)
     out = dict(ex.extract_many([audio_dir / f"t{i}.wav" for i in range(4)]))
     assert len(out) == 4 and seen and all(seen)
+
+
+def test_checkpoint_extractor_hashes_the_weights_once_and_refuses_a_damaged_file(tmp_path, monkeypatch):
+    import mtdtl.checkpoint as ckpt
+    from mtdtl.checkpoint import save_checkpoint
+    from mtdtl.features.base import _hash_parts
+    from mtdtl.io import file_sha256
+    from mtdtl.models import build_model
+
+    model = build_model("ss_r", ["tag"], width="tiny", n_out=4, seed=0)
+    wpath = save_checkpoint(tmp_path / "run", model, {"front_end": FrontEnd(),
+                                                      "scaler": {"mean": MEAN, "std": STD}})
+    calls = []
+    monkeypatch.setattr(ckpt, "file_sha256", lambda p: calls.append(p) or file_sha256(p))
+    ex = ModelExtractor.from_checkpoint(tmp_path / "run", device="cpu")
+    assert len(calls) == 1  # verified on load, and the same hash keys the feature cache
+    sha = file_sha256(wpath)
+    assert ex.meta["weights_sha256"] == sha
+    assert ex.key == _hash_parts(sha, __import__("json").dumps(FrontEnd().to_dict(), sort_keys=True), MEAN, STD)
+    raw = bytearray(wpath.read_bytes())
+    raw[-3] ^= 0x01  # one flipped bit in a weight
+    wpath.write_bytes(bytes(raw))
+    with pytest.raises(MtdtlError, match="damaged"):
+        ModelExtractor.from_checkpoint(tmp_path / "run", device="cpu")
+
+
+def test_cache_dir_that_is_a_file_is_a_clear_error(audio_dir, tmp_path):
+    a_file = tmp_path / "cache"
+    a_file.write_text("x")
+    with pytest.raises(MtdtlError, match="is a file"):
+        extract_dataset(_extractor(), _tracks(audio_dir, ["t0.wav"]), dataset="d", cache_dir=a_file, progress=False)
+    assert a_file.read_text() == "x"

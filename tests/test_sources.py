@@ -293,3 +293,15 @@ def test_errors_name_the_corpus_file_and_line(tables, tmp_path):
     bad["year"] = pd.concat([tables["year"], tables["year"].iloc[[2]]], ignore_index=True)
     with pytest.raises(MtdtlError, match=r"'T002' has 2 rows in .*labels/year.csv \(rows 3, 61\)"):
         get_source("year").fit(FakeCorpus(), train_ids=TRAIN, k=2)
+
+
+@pytest.mark.parametrize("k", [-1, 0, 2.5, "two", None, True])
+def test_bad_k_is_a_clear_error_before_anything_is_written(tables, tmp_path, k):
+    with pytest.raises(MtdtlError, match=r"k=.*must be a whole number >= 1"):
+        reduce_sources(tables, tmp_path / "store", train_ids=TRAIN, track_ids=IDS, k=k, sources=["bpm", "tag"],
+                       progress=False)
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(MtdtlError, match=r"k=.*must be a whole number >= 1"):
+        get_source("bpm").fit(tables, train_ids=TRAIN, k=k)
+    with pytest.raises(MtdtlError, match="seed"):
+        reduce_sources(tables, tmp_path / "store", train_ids=TRAIN, k=3, seed=-2, progress=False)

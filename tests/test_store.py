@@ -15,7 +15,7 @@ import mtdtl.store.build as store_mod
 from mtdtl.audio import FrontEnd, load_audio, mel_db, pad_to_min_frames, silence_db
 from mtdtl.constants import CROP_FRAMES, SR
 from mtdtl.errors import MtdtlError
-from mtdtl.store import BandScaler, SpectrogramStore, build_store, clip_bytes, store_bytes
+from mtdtl.store import BandScaler, SpectrogramStore, build_store, clip_bytes, store_bytes, write_store
 
 # track_id, seconds, split  (t_short is shorter than one 2.5 s crop)
 CLIPS = [("t0", 3.0, "train"), ("t1", 3.5, "train"), ("t2", 4.0, "train"), ("t_short", 1.2, "train"),
@@ -299,3 +299,29 @@ def test_bad_tracks_and_stores_raise(corpus, tmp_path):
         s.crops([5], [0])
     with pytest.raises(MtdtlError):
         s.crops([0, 1], [0])
+
+
+def test_out_dir_that_is_a_file_is_a_clear_error(corpus, tmp_path):
+    base, tracks = corpus
+    a_file = tmp_path / "store.txt"
+    a_file.write_text("not a folder")
+    for out in (a_file, a_file / "store"):
+        with pytest.raises(MtdtlError, match="is a file"):
+            build_store(tracks, out, base_dir=base, workers=0, progress=False)
+        with pytest.raises(MtdtlError, match="is a file"):
+            write_store([("t0", "train", np.full((2, 300, 128), -50.0, np.float32))], out)
+    assert a_file.read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "store.txt"]  # nothing partial
+
+
+def test_truncated_spectrogram_array_is_a_clear_error(tmp_path):
+    S = np.random.default_rng(0).normal(-50, 10, (2, 300, 128)).astype(np.float32)
+    out = tmp_path / "store"
+    write_store([("t0", "train", S), ("t1", "valid", S)], out)
+    arr = out / "spectrograms.npy"
+    arr.write_bytes(arr.read_bytes()[: arr.stat().st_size // 2])  # an interrupted copy
+    with pytest.raises(MtdtlError, match=r"spectrograms.npy is damaged or truncated.*build it again"):
+        SpectrogramStore.open(out)
+    arr.write_bytes(b"garbage")
+    with pytest.raises(MtdtlError, match="damaged or truncated"):
+        SpectrogramStore.open(out)

@@ -20,6 +20,7 @@ from mtdtl.features.registry import get_extractor
 from mtdtl.log import get_logger
 from mtdtl.audio import UnreadableAudio
 from mtdtl.checkpoint import check_front_end as _check_front_end
+from mtdtl.store.build import make_out_dir
 log = get_logger(__name__)
 
 
@@ -121,7 +122,7 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
             _check_front_end(ex.front_end, front_end, what=f"representation {ex.name}")
 
     folder = _cache_dir(cache_dir, dataset, ex)
-    (folder / "parts").mkdir(parents=True, exist_ok=True)
+    make_out_dir(folder / "parts", what="feature cache folder")
     desc = {**ex.describe(), "dataset": dataset}
     meta_path = folder / "meta.json"
     if meta_path.is_file():

@@ -19,7 +19,6 @@ from mtdtl.errors import MtdtlError
 from mtdtl.features.base import SLICE_FRAMES, UnreadableAudio, Extractor, slice_frames, aggregate, _hash_parts
 from mtdtl.audio import as_front_end as _as_front_end, stream_slices
 from mtdtl.checkpoint import weights_file, front_end_and_scaler as _front_end_and_scaler, check_front_end as _check_front_end, checkpoint_name as _checkpoint_name
-from mtdtl.io import file_sha256
 from mtdtl.log import get_logger
 
 log = get_logger(__name__)
@@ -102,11 +101,11 @@ class ModelExtractor(Extractor):
         """
         from mtdtl.checkpoint import load_checkpoint
 
-        wf = weights_file(checkpoint)
+        weights_file(checkpoint)  # a clear error when there is none
         model, meta = load_checkpoint(checkpoint, map_location="cpu")
         fe, mean, std = _front_end_and_scaler(meta, checkpoint)
         _check_front_end(fe, front_end, what=f"checkpoint {checkpoint}")
-        sha = file_sha256(wf)
+        sha = meta["weights_sha256"]  # hashed (and verified) once, by load_checkpoint
         key = _hash_parts(sha, json.dumps(fe.to_dict(), sort_keys=True), mean, std)
         name = kw.pop("name", None) or _checkpoint_name(meta, Path(checkpoint))
         meta = {**{k: meta[k] for k in ("arch", "sources", "width") if k in meta},

@@ -64,6 +64,9 @@ class ScalarGMM:
         """Fit to the training values ``x`` [shape=(n,)] (finite)."""
         from sklearn.mixture import GaussianMixture
 
+        from mtdtl.sources.reduce import check_k
+
+        self.k = check_k(self.k)
         x = np.asarray(x, dtype=np.float64).ravel()
         if not np.all(np.isfinite(x)):
             raise MtdtlError("ScalarGMM.fit got NaN or infinite values")

@@ -24,11 +24,36 @@ from mtdtl.sources.base import ReducedLabels, atomic_write_bytes, labels_dir, lo
 from mtdtl.sources.builtin import get_source, ids_fingerprint
 from mtdtl.sources.gmm import mixture_density
 
-__all__ = ["reduce_sources", "coverage_table", "missing_table", "topic_table", "gmm_density"]
+__all__ = ["reduce_sources", "check_k", "coverage_table", "missing_table", "topic_table", "gmm_density"]
 
 log = get_logger(__name__)
 
 COVERAGE_FILE = "coverage.csv"
+
+
+def check_k(k, *, what: str = "k") -> int:
+    """``k`` (topics / GMM components) as an int >= 1, or an :class:`MtdtlError` saying so."""
+    if isinstance(k, bool):
+        raise MtdtlError(f"{what}={k!r}: must be a whole number >= 1 (the paper's is {K})")
+    try:
+        f = float(k.strip()) if isinstance(k, str) else float(k)
+    except (TypeError, ValueError):
+        raise MtdtlError(f"{what}={k!r}: must be a whole number >= 1 (the paper's is {K})") from None
+    if not np.isfinite(f) or f != int(f) or f < 1:
+        raise MtdtlError(f"{what}={k!r}: must be a whole number >= 1, the number of topics / GMM components per "
+                         f"source (the paper's is {K})")
+    return int(f)
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int >= 0, or an :class:`MtdtlError` saying so."""
+    try:
+        f = float(seed.strip()) if isinstance(seed, str) else float(seed)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if isinstance(seed, bool) or not np.isfinite(f) or f != int(f) or f < 0:
+        raise MtdtlError(f"seed={seed!r}: must be a whole number >= 0")
+    return int(f)
 
 
 def _settings(name: str, *, k: int, seed: int, options: dict, train_ids, track_ids) -> dict:
@@ -68,6 +93,7 @@ def reduce_sources(tables, out_dir, *, train_ids, track_ids=None, k: int = K, se
     """
     from tqdm.auto import tqdm
 
+    k, seed = check_k(k), check_seed(seed)  # before anything is written
     source_options = dict(source_options or {})
     unknown = set(source_options) - set(sources)
     if unknown:

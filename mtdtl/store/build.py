@@ -120,6 +120,25 @@ def _validate_tracks(tracks: pd.DataFrame, base_dir: Path | None) -> pd.DataFram
     return t.reset_index(drop=True)
 
 
+def make_out_dir(out: Path, *, what: str = "out_dir") -> None:
+    """Create the folder ``out``, or raise a clear :class:`MtdtlError` (nothing created) when it
+    or one of its parents is a file, or it cannot be created."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MtdtlError(f"{what} {out} is a file, not a folder: choose another {what} (or move the file away)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise MtdtlError(f"cannot create {what} {out}: {parent} is a file; choose another {what}")
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise MtdtlError(f"cannot create {what} {out}: a part of that path is a file; choose another {what}") from None
+    except PermissionError as e:
+        raise MtdtlError(f"cannot create {what} {out}: {e.strerror}; choose a folder you can write to") from None
+
+
 def build_store(
     tracks: pd.DataFrame,
     out_dir: str | os.PathLike,
@@ -174,7 +193,7 @@ def build_store(
     if dtype not in ("float16", "float32"):
         raise MtdtlError(f"build_store: dtype must be 'float16' or 'float32', got {dtype!r}")
     t = _validate_tracks(tracks, base)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     work = out / "_work"
     chunks = work / "chunks"
     fe_dict = front_end.to_dict()
@@ -271,6 +290,7 @@ def write_store(
         raise MtdtlError(f"write_store: {out} already holds a store; choose another folder")
     if dtype not in ("float16", "float32"):
         raise MtdtlError(f"write_store: dtype must be 'float16' or 'float32', got {dtype!r}")
+    make_out_dir(out)
     work = out / "_work"
     chunks = work / "chunks"
     chunks.mkdir(parents=True, exist_ok=True)

@@ -166,7 +166,12 @@ class SpectrogramStore:
 
     def _array(self) -> np.ndarray:
         if self._arr is None:
-            self._arr = np.load(self.root / "spectrograms.npy", mmap_mode="r", allow_pickle=False)
+            path = self.root / "spectrograms.npy"
+            try:
+                self._arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:  # e.g. "mmap length is greater than file size"
+                raise MtdtlError(f"{path} is damaged or truncated ({e}); the store cannot be used: build it again "
+                                 f"(build_store on the same out_dir rebuilds it, or delete {self.root})") from None
         return self._arr
 
     def __getstate__(self) -> dict:  # pickles without the memory map (DataLoader workers reopen it)

@@ -6,7 +6,8 @@
 - :mod:`~mtdtl.training.losses`: KL to the reduced labels, the Siamese ``self`` loss;
 - :mod:`~mtdtl.training.state`: optimiser and RNG state for exact resume;
 - :mod:`~mtdtl.training.loop`: :func:`train` (checkpoints, resume, logs, ``metrics.json``);
-- :mod:`~mtdtl.training.runlog`: reading a run's ``log.jsonl`` (:func:`read_log`, :func:`log_table`).
+- :mod:`~mtdtl.training.runlog`: reading a run's ``log.jsonl`` (:func:`read_log`, :func:`log_table`);
+- :mod:`~mtdtl.training.lock`: one trainer per run folder (:class:`~mtdtl.training.lock.RunLock`).
 
 Learning-curve figures are in :mod:`mtdtl.plots.training` (:func:`plot_curves` is re-exported here).
 """

@@ -41,10 +41,41 @@ with the same thread count, the result is bit-identical to an uninterrupted run 
 finished run is never retrained or overwritten; asking for more epochs than a finished run had
 continues it. A different configuration in the same ``out_dir`` is an error.
 
+Crash safety
+------------
+Every checkpoint writes ``model.safetensors``, then ``model.json``, then
+``train_state.safetensors`` last: the training state is the commit point. A run is *finished*
+only when its state says so **and** ``metrics.json`` is there and the checkpoint is whole (its
+sha256 and its step match the state). Whatever the moment a process dies (power cut, OOM
+kill), running :func:`train` again with the same configuration recovers, and the result is
+bit-identical to an uninterrupted run (tested by killing a trainer at every write of the final
+save):
+
+- killed before the state is written: the older state is resumed and the lost part retrained
+  (an interrupted *first* checkpoint, with no state at all, starts the run over: the folder's
+  ``run.json`` identifies it as this run's);
+- killed after it: the checkpoint is checked (and rewritten from the state's weights when it
+  is not whole), then ``curves.png`` and, last, ``metrics.json`` are written.
+
+Temporary files a killed writer left behind are removed. While a trainer works in a folder
+it holds an exclusive lock on ``<run>/.lock`` (:class:`mtdtl.training.lock.RunLock`): a second
+trainer gets a clear error instead of interleaving ``log.jsonl``; the lock of a dead process
+is taken over.
+
+Divergence
+----------
+A loss that is not finite (NaN or inf: too high a learning rate, NaN input) stops the run with
+an :class:`~mtdtl.errors.MtdtlError`; nothing is saved, so the last good checkpoint stays on
+disk. The check costs no extra GPU synchronisation per step: the loss is read every 20
+iterations (as the progress bar does), the per-source sums at the end of an epoch, and the
+weights once before each checkpoint.
+
 Speed
 -----
-CUDA when present, else CPU (:mod:`mtdtl.device`). bf16 autocast is on by default only where
-the hardware does bf16 natively; ``channels_last`` is on by default. On the CPU set
+CUDA when present, else CPU (:mod:`mtdtl.device`). bf16 autocast (``precision="auto"``, the
+default) is on only where the hardware does bf16 natively; the precision used (``"fp32"`` or
+``"bf16"``; ``"mixed"`` when sessions of one run differed) is recorded in ``model.json`` and
+``metrics.json``. ``channels_last`` is on by default. On the CPU set
 ``THP_MEM_ALLOC_ENABLE=1`` before Python starts (``scripts/test.sh`` does) and choose
 ``num_threads``. Batches are read by background threads ahead of the step.
 
@@ -56,6 +87,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import signal
 import threading
@@ -65,9 +97,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtdtl.io import atomic_write_text
+from mtdtl.io import atomic_path, atomic_write_text
 from mtdtl.checkpoint import (
-    checkpoint_files, jsonable, load_state, package_versions, read_meta, save_checkpoint, save_state,
+    checkpoint_files, jsonable, load_state, package_versions, read_meta, read_state_info, save_checkpoint,
+    save_state, verify_checkpoint,
 )
 from mtdtl.constants import K
 from mtdtl.device import (
@@ -81,8 +114,13 @@ from mtdtl.training.sampling import (
 )
 from mtdtl.training.state import optimizer_from_state, optimizer_to_state, rng_from_state, rng_to_state
 
-from mtdtl.training.config import TrainConfig, IDENTITY_FIELDS, STATE_NAME, LOG_NAME, METRICS_NAME, CURVES_NAME, default_out_dir
+from mtdtl.training.config import (
+    CURVES_NAME, IDENTITY_FIELDS, LOCK_NAME, LOG_NAME, METRICS_NAME, STATE_NAME, TrainConfig, default_out_dir,
+    portable_path,
+)
+from mtdtl.training.lock import RunLock
 from mtdtl.training.losses import kl_loss, self_loss
+from mtdtl.training.runlog import log_table, read_log  # noqa: F401  (re-exported)
 from mtdtl.training.batches import _Loader
 
 log = get_logger(__name__)
@@ -121,41 +159,39 @@ def _atomic_text(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def read_log(run_dir: str | os.PathLike) -> list[dict]:
-    """The per-epoch records of ``<run_dir>/log.jsonl`` (empty when there are none)."""
-    p = Path(run_dir) / LOG_NAME
-    if not p.is_file():
-        return []
-    out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                break  # a torn last line after a crash
-    return out
+#: Files of a run folder that are written atomically (their temporaries are cleaned on start).
+_RUN_FILES = ("model.safetensors", "model.json", STATE_NAME, METRICS_NAME, CURVES_NAME, LOG_NAME, "run.json")
+
+#: Iterations between two reads of the loss (the finiteness check; the progress bar reads it too).
+CHECK_EVERY = 20
 
 
-def log_table(run_dir: str | os.PathLike):
-    """``log.jsonl`` as a tidy table: one row per (epoch, source).
+def _make_run_dir(path: Path) -> None:
+    """Create the run folder, or raise a clear error when the path (or a parent) is a file."""
+    from mtdtl.store.build import make_out_dir
 
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``epoch``, ``step``, ``source``, ``train_iters``, ``train_loss``,
-        ``valid_loss``, ``valid_acc`` (NaN where not applicable).
-    """
-    import pandas as pd
+    make_out_dir(path, what="out_dir")
 
-    rows = []
-    for r in read_log(run_dir):
-        for s in r.get("train_loss", {}):
-            rows.append({"epoch": r["epoch"], "step": r["step"], "source": s,
-                         "train_iters": r.get("train_iters", {}).get(s),
-                         "train_loss": r["train_loss"][s], "valid_loss": r.get("valid_loss", {}).get(s),
-                         "valid_acc": r.get("valid_acc", {}).get(s)})
-    cols = ["epoch", "step", "source", "train_iters", "train_loss", "valid_loss", "valid_acc"]
-    return pd.DataFrame(rows, columns=cols).astype({"train_loss": float, "valid_loss": float, "valid_acc": float})
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _same_identity(saved: dict, cfg: TrainConfig) -> bool:
+    """Whether a recorded config (``model.json``'s ``training``, a state's ``config``) is ``cfg``'s run."""
+    try:
+        other = TrainConfig.from_dict(saved)
+    except (MtdtlError, TypeError):
+        return False
+    return other.identity() == cfg.identity()
+
+
+class _Diverged(MtdtlError):
+    pass
 
 
 class _Run:
@@ -166,6 +202,8 @@ class _Run:
         if cfg.store is None:
             raise MtdtlError("TrainConfig.store is not set: pass the folder written by mtdtl.preprocess.preprocess_corpus")
         self.out = Path(cfg.out_dir) if cfg.out_dir is not None else default_out_dir(cfg)
+        self._saved = None
+        self.precisions: list[str] = []
 
     # -- data ------------------------------------------------------------------------
     def open_data(self) -> None:
@@ -201,10 +239,66 @@ class _Run:
         self.fingerprint = data_fingerprint(self.train_data, self.valid_data, self.store.track_ids)
 
     # -- existing output --------------------------------------------------------------
+    def completed(self) -> bool:
+        """Whether ``out_dir`` holds this run finished with ``epochs`` epochs and every output whole:
+        the state (when present) says finished, ``metrics.json`` is there, and the checkpoint
+        verifies (sha256) at the state's step. Reads headers and hashes the weights; no store needed."""
+        cfg = self.cfg
+        metrics = _read_json(self.out / METRICS_NAME)
+        if not (metrics and metrics.get("finished") and metrics.get("epochs") == cfg.epochs):
+            return False
+        state_path = self.out / STATE_NAME
+        if state_path.is_file():
+            try:
+                info = read_state_info(state_path)
+            except MtdtlError:
+                return False
+            if not (info.get("finished") and info.get("epoch") == cfg.epochs and _same_identity(info["config"], cfg)):
+                return False
+            step = info.get("step")
+        else:  # a finished run whose (large) training state was deleted to save space
+            if not _same_identity(metrics.get("config") or {}, cfg):
+                return False
+            step = metrics.get("steps")
+        meta = _read_json(self.out / "model.json") or {}
+        if meta.get("step") != step or not meta.get("finished"):
+            return False
+        problem = verify_checkpoint(self.out)
+        if problem:
+            log.warning("%s: the checkpoint is not whole (%s)", self.out, problem)
+            return False
+        return True
+
+    def clean_temporaries(self) -> None:
+        """Remove the temporary files of writers that died (call with the lock held)."""
+        for name in _RUN_FILES:
+            for tmp in self.out.glob(f".{name}.*.tmp*"):
+                log.debug("removing %s (left by an interrupted writer)", tmp)
+                tmp.unlink(missing_ok=True)
+
+    def _interrupted_first_save(self, meta: dict) -> bool:
+        """A checkpoint without training state that this run left when killed during its first save
+        (before the state, the commit point, was written): ``run.json`` is this run's, the
+        checkpoint's recorded config (if it got that far) too, and there is no ``metrics.json``."""
+        from mtdtl.runs import RunSpec
+
+        if (self.out / METRICS_NAME).exists():
+            return False
+        try:
+            spec = RunSpec.from_folder(self.out) if (self.out / "run.json").is_file() else None
+        except (MtdtlError, TypeError, ValueError):
+            spec = None
+        mine = self.cfg.spec
+        if spec is None or spec.replace(epochs=mine.epochs, store=mine.store) != mine:
+            return False
+        training = meta.get("training")
+        return training is None or _same_identity(training, self.cfg)
+
     def inspect_out_dir(self) -> dict | None:
         """The saved state's info when ``out_dir`` holds this run; raise when it holds another."""
         cfg = self.cfg
         state_path = self.out / STATE_NAME
+        self._saved = None
         if state_path.is_file():
             tensors, info = load_state(state_path)
             self._saved = (tensors, info)
@@ -220,7 +314,6 @@ class _Run:
             if info["epoch"] > cfg.epochs:
                 raise MtdtlError(f"{self.out} already holds {info['epoch']} epochs, more than epochs={cfg.epochs}")
             return info
-        self._saved = None
         wpath, mpath = checkpoint_files(self.out)
         if mpath.is_file() or wpath.is_file():
             try:
@@ -230,6 +323,15 @@ class _Run:
             if meta.get("arch") not in (None, cfg.arch):
                 raise MtdtlError(f"{self.out} holds a checkpoint of a {meta['arch']} network, not {cfg.arch}: "
                                  "choose another out_dir")
+            if self._interrupted_first_save(meta):
+                log.warning("%s holds a checkpoint of this run but no training state: the first checkpoint was "
+                            "interrupted; starting the run over", self.out)
+                return None
+            metrics = _read_json(self.out / METRICS_NAME) or {}
+            if metrics.get("finished"):
+                raise MtdtlError(f"{self.out} holds a finished run of {metrics.get('epochs')} epochs whose training "
+                                 f"state ({STATE_NAME}) was deleted: it cannot be continued to epochs={cfg.epochs}; "
+                                 "choose another out_dir")
             raise MtdtlError(f"{self.out} holds a checkpoint without training state ({STATE_NAME}); "
                              "refusing to overwrite it: choose another out_dir")
         return None
@@ -238,7 +340,7 @@ class _Run:
     def setup(self) -> None:
         cfg = self.cfg
         self.device = resolve_device(cfg.device)
-        self.bf16 = resolve_bf16(cfg.bf16, self.device)
+        self.bf16 = self._resolve_precision()
         self.channels_last = cfg.width == "full" if cfg.channels_last is None else bool(cfg.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.deterministic
@@ -255,6 +357,12 @@ class _Run:
             self.model.to(memory_format=torch.channels_last)
         kw = {"fused": True} if self.device.type == "cuda" else {}
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.l2, **kw)
+        red = cfg.kl_reduction
+        self.kl_reduction = red
+        self.self_reduction = "mean" if red == "batchmean" else red
+        # logged losses are in true KL / cross-entropy units whatever the reduction
+        self.log_scale = {s: 1.0 if red == "batchmean" else float(2 if s == "self" else self.n_out)
+                          for s in cfg.sources}
         self.sampler = make_rng(cfg.seed, 1)
         self.epoch = 0          # completed epochs
         self.pos = 0            # iterations done in the current epoch
@@ -263,15 +371,46 @@ class _Run:
         self.epoch_start_state = None
         self.acc: dict[str, list] = {}
         self.finished = False
+        self.last_good: dict | None = None  # epoch/step of the checkpoint on disk
         if self._saved is None:
             seed_everything(cfg.seed)
             self.reset_acc()
-            self.out.mkdir(parents=True, exist_ok=True)
-            cfg.spec.write(self.out)  # run.json: the run's identity, so folder -> spec round-trips
+            _make_run_dir(self.out)
+            cfg.spec.replace(store=portable_path(cfg.store)).write(self.out)  # run.json: folder -> spec
             (self.out / LOG_NAME).unlink(missing_ok=True)
             (self.out / METRICS_NAME).unlink(missing_ok=True)
         else:
             self.restore(*self._saved)
+            self._saved = None  # the tensors are in the model now
+            if not self.finished:  # continuing: a finished run's metrics no longer describe it
+                (self.out / METRICS_NAME).unlink(missing_ok=True)
+        if self.epoch < cfg.epochs and self.precision not in self.precisions:
+            self.precisions.append(self.precision)
+
+    def _resolve_precision(self) -> bool:
+        """bf16 autocast on or off; an ``"auto"`` run resumed keeps the precision it started with
+        where this hardware does it natively."""
+        p = self.cfg.precision
+        info = self._saved[1] if self._saved is not None else {}
+        self.precisions = list(info.get("precisions", []))
+        bf16 = resolve_bf16({"auto": "auto", "fp32": False, "bf16": True}[p], self.device)
+        if p == "auto" and len(self.precisions) == 1:
+            native = resolve_bf16("auto", self.device)
+            if self.precisions[0] == "bf16" and native:
+                bf16 = True
+            elif self.precisions[0] == "fp32":
+                bf16 = False
+        self.precision = "bf16" if bf16 else "fp32"
+        if self.precisions and self.precision not in self.precisions and info.get("epoch", 0) < self.cfg.epochs:
+            log.warning("%s was trained in %s so far and continues in %s: recorded as precision 'mixed'",
+                        self.out, "+".join(self.precisions), self.precision)
+        return bf16
+
+    @property
+    def precision_record(self) -> str:
+        """``"fp32"`` or ``"bf16"``, or ``"mixed"`` when the sessions of this run differed."""
+        p = self.precisions or [self.precision]
+        return p[0] if len(p) == 1 else "mixed"
 
     def reset_acc(self) -> None:
         self.acc = {s: [torch.zeros((), dtype=torch.float64, device=self.device), 0, 0] for s in self.cfg.sources}
@@ -288,6 +427,7 @@ class _Run:
         optimizer_from_state(self.opt, tensors, info["optimizer"])
         rng_from_state(self.sampler, tensors, info["rng"])
         self.epoch, self.pos, self.step = int(info["epoch"]), int(info["pos"]), int(info["step"])
+        self.last_good = {"epoch": self.epoch, "step": self.step}
         self.elapsed = float(info["elapsed_s"])
         self.finished = bool(info.get("finished")) and self.epoch >= self.cfg.epochs
         self.reset_acc()
@@ -300,30 +440,57 @@ class _Run:
         # the log keeps only the epochs this state has seen
         records = [r for r in read_log(self.out) if r.get("epoch", 0) <= self.epoch]
         _atomic_text(self.out / LOG_NAME, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-        log.info("resuming %s at epoch %d, iteration %d of %d (step %d)", self.out, self.epoch + 1, self.pos, self.L,
-                 self.step)
+        if self.finished:
+            log.info("%s: finished run, completing its outputs", self.out)
+        else:
+            log.info("resuming %s at epoch %d, iteration %d of %d (step %d)", self.out, self.epoch + 1, self.pos,
+                     self.L, self.step)
 
     # -- saving ------------------------------------------------------------------------
     def checkpoint_meta(self) -> dict:
+        spec = self.cfg.spec
         return {
             "front_end": self.store.front_end.to_dict(),
             "scaler": self.store.scaler,
-            "store": str(Path(self.cfg.store).resolve()),
-            "training": self.cfg.to_dict(),
-            "run": {"id": self.cfg.spec.id, **self.cfg.spec.to_dict()},
+            "store": portable_path(self.cfg.store),
+            "training": self.cfg.to_record(),
+            "run": {"id": spec.id, **spec.to_dict(), "store": portable_path(self.cfg.store)},
             "epoch": self.epoch,
             "step": self.step,
             "finished": self.finished,
+            "precision": self.precision_record,
+            "kl_reduction": self.cfg.kl_reduction,
             "params": count_parameters(self.model),
             "data_fingerprint": self.fingerprint,
         }
 
+    def _diverged(self, what: str) -> _Diverged:
+        where = f"epoch {self.epoch + 1}, by step {self.step}"
+        if self.last_good:
+            kept = (f"the last good checkpoint (epoch {self.last_good['epoch']}, step {self.last_good['step']}) is "
+                    f"kept in {self.out}")
+        else:
+            kept = "no checkpoint had been written yet"
+        return _Diverged(f"training diverged ({where}): {what} is not finite (NaN or inf). Nothing was saved; {kept}. "
+                         f"Lower the learning rate (lr={self.cfg.lr:g}) and train into a new out_dir, or check the "
+                         "store for NaN/inf values")
+
+    def check_finite(self) -> None:
+        """Raise when the weights, batch-norm statistics or loss sums are not finite (one sync)."""
+        flags = [torch.isfinite(v).all() for v in self.model.state_dict().values() if v.is_floating_point()]
+        flags += [torch.isfinite(a[0]) for a in self.acc.values()]
+        if flags and not bool(torch.stack(flags).all()):
+            raise self._diverged("the network's weights or the training loss")
+
     def save(self, *, snapshot: bool = False) -> None:
+        """Write the checkpoint (weights, then ``model.json``), then the training state: the state
+        is written last, so that a state on disk always has a whole checkpoint beside it."""
+        self.check_finite()
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         opt_t, opt_info = optimizer_to_state(self.opt)
         rng_t, rng_info = rng_to_state(self.sampler)
         info = {
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.to_record(),
             "fingerprint": self.fingerprint,
             "epoch": self.epoch,
             "pos": self.pos,
@@ -335,13 +502,26 @@ class _Run:
             "epoch_start_sampler": self.epoch_start_state,
             "optimizer": opt_info,
             "rng": rng_info,
+            "precisions": list(self.precisions),
             "versions": package_versions(),
         }
-        save_state(self.out / STATE_NAME, {**tensors, **opt_t, **rng_t}, info)
         meta = self.checkpoint_meta()
-        save_checkpoint(self.out, self.model, meta)
         if snapshot:
             save_checkpoint(self.out / "checkpoints" / f"epoch-{self.epoch:04d}", self.model, meta)
+        save_checkpoint(self.out, self.model, meta)
+        save_state(self.out / STATE_NAME, {**tensors, **opt_t, **rng_t}, info)
+        self.last_good = {"epoch": self.epoch, "step": self.step}
+
+    def repair_checkpoint(self) -> None:
+        """A finished state whose checkpoint is not whole (deleted, damaged, another step): rewrite
+        it from the state's weights."""
+        meta = _read_json(self.out / "model.json") or {}
+        problem = verify_checkpoint(self.out)
+        if problem is None and meta.get("step") == self.step and meta.get("finished"):
+            return
+        log.warning("%s: rewriting the checkpoint from the training state (%s)", self.out,
+                    problem or "it does not match the state")
+        save_checkpoint(self.out, self.model, self.checkpoint_meta())
 
     # -- one step ------------------------------------------------------------------------
     def autocast(self):
@@ -354,7 +534,10 @@ class _Run:
     def train_step(self, batch: Batch, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
         logits = self.logits(batch.source, x)
-        loss = self_loss(logits, target) if batch.source == "self" else kl_loss(logits, target)
+        if batch.source == "self":
+            loss = self_loss(logits, target, reduction=self.self_reduction)
+        else:
+            loss = kl_loss(logits, target, reduction=self.kl_reduction)
         loss.backward()
         self.opt.step()
         return loss.detach()
@@ -390,6 +573,10 @@ class _Run:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
+        if self.finished:  # killed after the final state was written: complete the outputs
+            self.repair_checkpoint()
+            self.finish()
+            return self.out
         total = cfg.epochs * self.L
         bar = tqdm(total=total, initial=min(self.step, total), disable=not self.progress, unit="it",
                    desc=f"{self.spec.label} [{','.join(cfg.sources)}]", dynamic_ncols=True)
@@ -407,14 +594,19 @@ class _Run:
                             break
                         loss = self.train_step(batch, x, target)
                         a = self.acc[batch.source]
-                        a[0] += loss.double()
+                        scale = self.log_scale[batch.source]
+                        a[0] += loss.double() if scale == 1.0 else loss.double() * scale
                         a[1] += 1
                         a[2] += len(batch.rows)
                         self.pos += 1
                         self.step += 1
                         bar.update(1)
-                        if self.progress and self.step % 20 == 0:
-                            bar.set_postfix(source=batch.source, loss=f"{loss.item():.4f}", refresh=False)
+                        if self.step % CHECK_EVERY == 0:  # one sync per CHECK_EVERY iterations
+                            value = loss.item()
+                            if not math.isfinite(value):
+                                raise self._diverged(f"the loss of source {batch.source!r} ({value})")
+                            if self.progress:
+                                bar.set_postfix(source=batch.source, loss=f"{value:.4f}", refresh=False)
                     dt = time.perf_counter() - t0
                     self.elapsed += dt
                     self.epoch_time += dt
@@ -448,11 +640,15 @@ class _Run:
         n_samples = sum(a[2] for a in self.acc.values())
         # self batches are pairs: count their crops (2 per pair) as the samples the network saw
         n_crops = n_samples + self.acc.get("self", [0, 0, 0])[2]
+        train_loss = {s: (a[0].item() / a[1] if a[1] else None) for s, a in self.acc.items()}
+        bad = {s: v for s, v in {**train_loss, **valid_loss}.items() if v is not None and not math.isfinite(v)}
+        if bad:
+            raise self._diverged(f"the mean loss of {sorted(bad)}")
         self.epoch += 1
         record = {
             "epoch": self.epoch,
             "step": self.step,
-            "train_loss": {s: (a[0].item() / a[1] if a[1] else None) for s, a in self.acc.items()},
+            "train_loss": train_loss,
             "train_iters": {s: a[1] for s, a in self.acc.items()},
             "valid_loss": valid_loss,
             "valid_acc": valid_acc,
@@ -479,7 +675,8 @@ class _Run:
             from mtdtl.plots.training import plot_curves
 
             fig = plot_curves(self.out)
-            fig.savefig(self.out / CURVES_NAME, dpi=100)
+            with atomic_path(self.out / CURVES_NAME) as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
         except Exception as err:  # a plot must never break a run
             log.warning("could not draw the learning curves: %s", err)
 
@@ -509,12 +706,15 @@ class _Run:
             "best_valid": best,
             "train_time_s": round(self.elapsed, 3),
             "samples_per_s": _mean([r.get("samples_per_s") for r in records]),
+            "precision": self.precision_record,
+            "kl_reduction": self.cfg.kl_reduction,
             "compute": device_summary(self.device, bf16=self.bf16, channels_last=self.channels_last),
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.to_record(),
             "versions": package_versions(),
         }
-        _atomic_text(self.out / METRICS_NAME, json.dumps(jsonable(metrics), indent=1, sort_keys=True) + "\n")
         self._write_curves()
+        # metrics.json last: its presence marks a run whose outputs are all written
+        _atomic_text(self.out / METRICS_NAME, json.dumps(jsonable(metrics), indent=1, sort_keys=True) + "\n")
         log.info("finished %s: %d epochs, %d steps, %.1f s", self.out, self.epoch, self.step, self.elapsed)
 
 
@@ -541,28 +741,35 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     ------
     MtdtlError
         Before any training: unknown architecture or source, ``ss_r`` with several sources, a
-        source without training labels, an empty or missing store, an ``out_dir`` holding a
-        checkpoint of another architecture or another run.
+        source without training labels, an empty or missing store, an ``out_dir`` that is a
+        file or holds a checkpoint of another architecture or another run, a run folder
+        another trainer is using. During training: a loss or weights that are not finite
+        (nothing is saved then; the last good checkpoint stays).
     """
     if not isinstance(config, TrainConfig):
         raise MtdtlError(f"train() takes a TrainConfig, not {type(config).__name__}")
     run = _Run(config, progress=progress)
-    info = run.inspect_out_dir()
-    if info is not None and info.get("finished") and info["epoch"] >= config.epochs:
-        log.info("%s is a finished run (%d epochs); nothing to do", run.out, info["epoch"])
+    if run.out.is_dir() and run.completed():  # no store needed to return a finished run
+        log.info("%s is a finished run (%d epochs); nothing to do", run.out, config.epochs)
         return run.out
-    run.open_data()
-    if info is not None and info["fingerprint"] != run.fingerprint:
-        raise MtdtlError(f"{run.out} was trained on other data (the store's tracks, labels or splits differ); "
-                         "choose another out_dir")
-    old_threads = torch.get_num_threads()
-    set_num_threads(config.num_threads)
-    try:
-        run.setup()
-        return run.run()
-    finally:
-        if torch.get_num_threads() != old_threads:
-            torch.set_num_threads(old_threads)
+    run.open_data()  # validates the store and the sources before anything is written
+    _make_run_dir(run.out)
+    with RunLock(run.out, name=LOCK_NAME):
+        run.clean_temporaries()
+        if run.completed():  # finished by another trainer while we were opening the data
+            return run.out
+        info = run.inspect_out_dir()
+        if info is not None and info["fingerprint"] != run.fingerprint:
+            raise MtdtlError(f"{run.out} was trained on other data (the store's tracks, labels or splits differ); "
+                             "choose another out_dir")
+        old_threads = torch.get_num_threads()
+        set_num_threads(config.num_threads)
+        try:
+            run.setup()
+            return run.run()
+        finally:
+            if torch.get_num_threads() != old_threads:
+                torch.set_num_threads(old_threads)
 
 
 # ---------------------------------------------------------------------------------------
