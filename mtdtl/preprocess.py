@@ -101,8 +101,10 @@ def preprocess_corpus(corpus, out_dir, *, k: int = K, seed: int = 0, sources=Non
         ``out_dir``: open it with ``mtdtl.store.SpectrogramStore.open`` and
         :func:`mtdtl.sources.load_reduced`.
     """
+    from mtdtl.sources.reduce import check_k
     from mtdtl.store import SpectrogramStore, build_store
 
+    k = check_k(k)  # before any work: a bad k must not leave a store without labels
     corpus = _open_corpus(corpus)
     if sources is None:
         sources = list(getattr(corpus, "sources", SOURCE_NAMES))

@@ -9,7 +9,7 @@ epochs, at a width, with an optimiser setting, on a spectrogram store. :class:`R
   :meth:`RunSpec.from_id`::
 
       ms_cr6-self+bpm-seed0-e30          arch, sources, seed, epochs
-      ss_r-tag-seed2-e200-tiny-b64       + width, batch size, lr, l2 where not the default
+      ss_r-tag-seed2-e200-tiny-b64       + width, batch size, lr, l2, KL reduction where not the default
 
 - the run folder (:meth:`RunSpec.folder`, default ``<data dir>/runs/<store name>/<run id>``),
   where ``run.json`` records the spec so that folder → spec round-trips
@@ -48,7 +48,9 @@ RUN_FILE = "run.json"
 IDENTITY_COLUMNS = ("run", "representation", "kind", "arch", "sources", "n_sources", "seed", "epochs")
 
 #: Defaults of the optional id fields (the paper's protocol, Section 3.4).
-DEFAULTS = {"width": "full", "batch_size": 128, "lr": 2.5e-4, "l2": 1e-6}
+DEFAULTS = {"width": "full", "batch_size": 128, "lr": 2.5e-4, "l2": 1e-6, "kl_reduction": "batchmean"}
+#: KL reductions (:mod:`mtdtl.training.losses`) and their id tokens.
+_KL_TOKENS = {"batchmean": "", "elementwise_mean": "klelem"}
 
 _ARCH_TOKENS = {"ss_r": "ss_r", "mss_cr": "mss_cr", "ms_cr@2": "ms_cr2", "ms_cr@4": "ms_cr4",
                 "ms_cr@6": "ms_cr6", "ms_sr@fc": "ms_srfc"}
@@ -150,6 +152,8 @@ class RunSpec:
         Table 3's network or the tiny test network.
     batch_size, lr, l2 :
         Optimiser settings (the paper's 128, 2.5e-4, 1e-6 by default).
+    kl_reduction : {"batchmean", "elementwise_mean"}
+        The true KL (default) or the released code's element-wise mean (id token ``klelem``).
     store : path, optional
         The spectrogram store it trains on. Not part of the id: runs are filed under the
         store's name (:meth:`folder`).
@@ -163,6 +167,7 @@ class RunSpec:
     batch_size: int = 128
     lr: float = 2.5e-4
     l2: float = 1e-6
+    kl_reduction: str = "batchmean"
     store: str | None = None
 
     def __post_init__(self) -> None:
@@ -203,6 +208,8 @@ class RunSpec:
             raise MtdtlError(f"lr={self.lr}: must be a finite number > 0")
         if not (math.isfinite(self.l2) and self.l2 >= 0):
             raise MtdtlError(f"l2={self.l2}: must be a finite number >= 0")
+        if self.kl_reduction not in _KL_TOKENS:
+            raise MtdtlError(f"kl_reduction={self.kl_reduction!r}: use one of {', '.join(_KL_TOKENS)}")
         if self.store is not None:
             set_(self, "store", str(self.store))
 
@@ -228,6 +235,8 @@ class RunSpec:
             parts.append(f"lr{_fmt_float(self.lr)}")
         if self.l2 != DEFAULTS["l2"]:
             parts.append(f"l2_{_fmt_float(self.l2)}")
+        if _KL_TOKENS[self.kl_reduction]:
+            parts.append(_KL_TOKENS[self.kl_reduction])
         return "-".join(parts)
 
     def __str__(self) -> str:
@@ -251,6 +260,8 @@ class RunSpec:
                 kw["batch_size"] = int(tok[1:])
             elif tok in ("full", "tiny"):
                 kw["width"] = tok
+            elif tok in _KL_TOKENS.values():
+                kw["kl_reduction"] = next(k for k, v in _KL_TOKENS.items() if v == tok)
             else:
                 raise MtdtlError(f"run id {run_id!r}: unknown part {tok!r}")
         spec = cls(store=None if store is None else str(store), **kw)

@@ -80,8 +80,11 @@ def representation_from_run(run_dir: str | Path) -> Representation:
     run_dir = Path(run_dir)
     if not (run_dir / "model.json").is_file():
         raise MtdtlError(f"no checkpoint in {run_dir} (model.json missing); train a model first (02_train)")
+    from mtdtl.checkpoint import read_meta
+
     spec = RunSpec.from_folder(run_dir)
-    return Representation(name=spec.id, spec=str(run_dir), identity=spec.identity_columns())
+    precision = str(read_meta(run_dir).get("precision") or "")
+    return Representation(name=spec.id, spec=str(run_dir), identity={**spec.identity_columns(), "precision": precision})
 
 
 #: Baseline names :func:`baseline_representations` knows.

@@ -28,6 +28,7 @@ def test_one_source_parser_for_the_package():
     RunSpec("ss_r", "tag", seed=3, epochs=200),
     RunSpec("MS-SR@FC", "tag+bpm+artist", seed=1, epochs=2, width="tiny", batch_size=16, lr=1e-3, l2=0.0),
     RunSpec("mss_cr", "self+bpm+year+taste+tag+lyrics+cdr_tag+artist", lr=2.5e-5),
+    RunSpec("ms_cr@2", "year+tag", kl_reduction="elementwise_mean"),
 ])
 def test_run_id_round_trips_spec_id_folder_spec(spec, tmp_path):
     rid = spec.id

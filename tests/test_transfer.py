@@ -24,7 +24,7 @@ def test_representation_of_a_run_carries_the_run_identity(tiny_run):
     run_dir, spec = tiny_run
     rep = representation_from_run(run_dir)
     assert rep.name == spec.id == "ms_cr6-self+bpm+tag-seed0-e1-tiny-b8"
-    assert rep.identity == spec.identity_columns() and rep.kind == "learned"
+    assert rep.identity == {**spec.identity_columns(), "precision": "fp32"} and rep.kind == "learned"
     assert RunSpec.from_folder(run_dir) == spec
 
 
@@ -60,6 +60,7 @@ def test_evaluate_transfer_rows_and_resume(tiny_run, tiny_corpus, tmp_path, capl
     learned = df[df["kind"] == "learned"]
     assert set(learned["run"]) == {spec.id} and set(learned["seed"]) == {0} and set(learned["epochs"]) == {1}
     assert set(df["task"]) == {"classification", "regression"} and df["protocol"].nunique() == 1
+    assert set(learned["precision"]) == {"fp32"} and set(df.loc[df["kind"] == "rand", "precision"]) == {""}
     before = path.read_bytes()
     with caplog.at_level("INFO"):
         evaluate_transfer(reps, targets, results=path, repetitions=2, seed=0, progress=False)

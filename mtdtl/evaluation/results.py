@@ -4,7 +4,7 @@ Every evaluation in :mod:`mtdtl.evaluation` returns a list of flat dicts (metric
 an optional ``split`` description), one per repetition. :func:`tidy_rows` turns such a list into
 rows of one long table with the columns :data:`COLUMNS`::
 
-    run, representation, kind, arch, sources, n_sources, seed, epochs,
+    run, representation, kind, arch, sources, n_sources, seed, epochs, precision,
     target, task, repetition, split, metric, value, protocol
 
 - identity (from :class:`mtdtl.runs.RunSpec.identity_columns` for a trained run, or the
@@ -12,7 +12,8 @@ rows of one long table with the columns :data:`COLUMNS`::
   (display id), ``kind`` (``learned``, ``mfcc``, ``rand``, ``choi``), ``arch`` (``ss_r``,
   ``ms_cr@6``, ...; empty for MFCC and Choi), ``sources`` ("+"-joined in ``SOURCE_NAMES``
   order), ``n_sources`` (0 for baselines without sources), ``seed`` and ``epochs`` (empty
-  where they do not apply);
+  where they do not apply), ``precision`` (the precision a trained representation was trained
+  in, ``fp32``/``bf16``/``mixed``, from its ``model.json``; empty for baselines);
 - what was evaluated: ``target``, ``task`` (classification / regression / recommendation),
   ``repetition`` (from 0), ``split`` (which split that repetition used, e.g.
   ``"list:gtzan-filtered"`` or ``"fold 3/5 stratified"``), ``metric``, ``value``;
@@ -58,11 +59,12 @@ log = get_logger(__name__)
 RESULTS_NAME = "results.csv"
 
 #: Columns of every results table, in order.
-COLUMNS = ("run", "representation", "kind", "arch", "sources", "n_sources", "seed", "epochs",
+COLUMNS = ("run", "representation", "kind", "arch", "sources", "n_sources", "seed", "epochs", "precision",
            "target", "task", "repetition", "split", "metric", "value", "protocol")
 #: Columns that identify a row (a second row with the same key is a duplicate).
 KEY = ("run", "representation", "target", "repetition", "metric", "protocol")
-_STR_COLS = ("run", "representation", "kind", "arch", "sources", "target", "task", "split", "metric", "protocol")
+_STR_COLS = ("run", "representation", "kind", "arch", "sources", "precision", "target", "task", "split", "metric",
+             "protocol")
 _INT_COLS = ("n_sources", "seed", "epochs", "repetition")
 _KINDS = ("learned", "mfcc", "rand", "choi", "other")
 
@@ -76,7 +78,7 @@ def _default_protocol() -> str:
 def tidy_rows(evaluations: Sequence[Mapping[str, float]], *, target: str, representation: str | None = None,
               arch: str = "", sources: str | Iterable[str] | None = "", run: str | None = None,
               kind: str | None = None, seed: int | None = None, epochs: int | None = None,
-              task: str = "", protocol: str | None = None, first_repetition: int = 0,
+              precision: str = "", task: str = "", protocol: str | None = None, first_repetition: int = 0,
               identity: Mapping | None = None) -> pd.DataFrame:
     """Rows of the results table from a list of per-repetition metric dicts.
 
@@ -109,7 +111,7 @@ def tidy_rows(evaluations: Sequence[Mapping[str, float]], *, target: str, repres
     if isinstance(evaluations, Mapping):
         evaluations = [evaluations]
     ident = {"run": run, "representation": representation, "kind": kind, "arch": arch, "sources": sources,
-             "seed": seed, "epochs": epochs}
+             "seed": seed, "epochs": epochs, "precision": precision}
     if identity:
         unknown = sorted(set(identity) - set(COLUMNS))
         if unknown:
@@ -125,7 +127,8 @@ def tidy_rows(evaluations: Sequence[Mapping[str, float]], *, target: str, repres
         raise MtdtlError(f"kind {kind!r} unknown; valid: {', '.join(_KINDS)}")
     base = {"run": str(ident["run"] or ident["representation"]), "representation": str(ident["representation"]),
             "kind": kind, "arch": str(ident["arch"] or ""), "sources": src, "n_sources": int(n_src),
-            "seed": ident["seed"], "epochs": ident["epochs"], "target": str(target), "task": str(task or ""),
+            "seed": ident["seed"], "epochs": ident["epochs"], "precision": str(ident["precision"] or ""),
+            "target": str(target), "task": str(task or ""),
             "protocol": str(protocol or _default_protocol())}
     rows = []
     for j, ev in enumerate(evaluations):

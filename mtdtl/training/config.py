@@ -305,7 +305,8 @@ class TrainConfig:
         from mtdtl.runs import RunSpec
 
         return RunSpec(arch=self.arch, sources=self.sources, seed=self.seed, epochs=self.epochs, width=self.width,
-                       batch_size=self.batch_size, lr=self.lr, l2=self.l2, store=self.store)
+                       batch_size=self.batch_size, lr=self.lr, l2=self.l2, kl_reduction=self.kl_reduction,
+                       store=self.store)
 
     @classmethod
     def from_spec(cls, spec: "RunSpec", **settings) -> "TrainConfig":
