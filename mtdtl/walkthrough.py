@@ -2,9 +2,10 @@
 
 ``mtdtl demo`` builds the demo corpus, then executes the notebooks ``01_preprocess``,
 ``02_train`` (one small multi-source model) and ``03_evaluate`` (with the MFCC and random
-network baselines) through papermill, leaving the executed notebooks, figures, checkpoint and
-the tidy results table in one output folder. Every stage resumes: re-running the command
-reuses the corpus, the spectrogram store, a finished training run and cached features.
+network baselines) through papermill, leaving the executed notebooks, their HTML copies,
+figures, checkpoint and the tidy results table in one output folder. Every stage resumes:
+re-running the command reuses the corpus, the spectrogram store, a finished training run and
+cached features.
 """
 
 from __future__ import annotations
@@ -16,27 +17,47 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtdtl.constants import K
+from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
-from mtdtl.notebooks import run_notebook
+from mtdtl.notebooks import NOTEBOOKS, html_path, run_notebook
 from mtdtl.paths import demo_corpus_dir, demo_store_dir, stores_dir
 
-__all__ = ["ensure_demo_store", "run_walkthrough", "Walkthrough"]
+__all__ = ["ensure_demo_store", "run_walkthrough", "Walkthrough", "demo_k", "DEMO_SIZES", "DEMO_K"]
 
 log = get_logger(__name__)
 
 #: Walkthrough defaults: small enough for a 2-core CPU in about ten minutes.
 DEFAULT_EPOCHS = 30
 
+#: Sizes of the demo corpus (:data:`mtdtl.corpora.demo.SIZES`), smallest first.
+DEMO_SIZES = ("tiny", "small", "medium", "large", "full")
 
-def ensure_demo_store(*, size: str = "small", seed: int = 0, k: int = 50, corpus: str | Path | None = None,
-                      store: str | Path | None = None, workers: int | None = None, progress: bool = True) -> Path:
+#: k (topics / GMM components per source) of the demo store where the paper's 50 does not fit:
+#: a GMM with k components needs k training values, and the tiny corpus has about 20 training
+#: clips (18 with a year).
+DEMO_K = {"tiny": 8}
+
+
+def demo_k(size: str) -> int:
+    """k that works for the demo corpus of ``size``: the paper's 50, 8 for ``tiny``."""
+    if size not in DEMO_SIZES:
+        raise MtdtlError(f"unknown demo corpus size {size!r}; choose one of {', '.join(DEMO_SIZES)}")
+    return DEMO_K.get(size, K)
+
+
+def ensure_demo_store(*, size: str = "small", seed: int = 0, k: int | None = None,
+                      corpus: str | Path | None = None, store: str | Path | None = None,
+                      workers: int | None = None, progress: bool = True) -> Path:
     """Build (or reuse) the demo corpus and its spectrogram store with every source reduced.
 
-    Returns the store folder. Both steps resume and never recompute finished work.
+    ``k`` defaults to :func:`demo_k` of ``size``. Returns the store folder. Both steps resume
+    and never recompute finished work.
     """
     from mtdtl.corpora.demo import build_demo_corpus
     from mtdtl.preprocess import preprocess_corpus
 
+    k = int(k) if k else demo_k(size)
     corpus = Path(corpus) if corpus else build_demo_corpus(
         root=demo_corpus_dir(size, seed), size=size, seed=seed, workers=workers, progress=progress)
     store = Path(store) if store else stores_dir() / Path(corpus).name
@@ -55,22 +76,26 @@ class Walkthrough:
     timings: dict = field(default_factory=dict)
 
     def report(self) -> str:
-        """The results table (mean over repetitions) and the paths, as printed by ``mtdtl demo``."""
-        from mtdtl.evaluation.results import summarize
+        """The results (tasks x representations, mean ± sd over repetitions), the findings and
+        where everything is, as printed by ``mtdtl demo``."""
+        from mtdtl.report import results_pivot, transfer_summary
 
-        table = summarize(self.results)[["representation", "target", "metric", "mean", "std", "n"]]
-        with pd.option_context("display.max_rows", 500, "display.width", 200):
-            text = table.round(3).to_string(index=False)
+        pivot = results_pivot(self.results)
+        findings = transfer_summary(self.results).findings
         total = sum(self.timings.values())
         out = self.out_dir
         return "\n".join([
-            "== results (mean over repetitions) ==", text, "",
+            "== results (mean over repetitions) ==", repr(pivot), "",
+            "== findings ==", *[f"- {f}" for f in findings], "",
             f"walkthrough finished in {total / 60:.1f} min ("
             + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items()) + ")",
-            f"executed notebooks: {out}/01_preprocess.ipynb, 02_train.ipynb, 03_evaluate.ipynb",
-            f"checkpoint:         {out / 'train'} (model.safetensors, model.json, curves.png)",
+            f"executed notebooks: {out}/" + ", ".join(f"{n}.ipynb" for n in NOTEBOOKS),
+            f"HTML copies:        {out}/" + ", ".join(html_path(f"{n}.ipynb").name for n in NOTEBOOKS)
+            + "  (open in any browser)",
+            f"checkpoint:         {out / 'train'} (model.safetensors, model.json, figures/)",
             f"results table:      {out / 'evaluate' / 'results.csv'}",
-            f"figure:             {out / 'evaluate' / 'transfer_vs_baselines.png'}",
+            (f"figures:            {self.store / 'figures'}, {out / 'train' / 'figures'}, "
+            f"{out / 'evaluate' / 'figures'} (PNG and PDF)"),
             f"corpus:             {self.corpus}",
             f"spectrogram store:  {self.store}",
         ])
@@ -78,9 +103,12 @@ class Walkthrough:
 
 def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = "small", seed: int = 0,
                     arch: str = "ms_cr@6", sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist",
-                    epochs: int | None = None, k: int = 50, workers: int | None = None,
+                    epochs: int | None = None, k: int | None = None, workers: int | None = None,
                     corpus_root: str | Path | None = None, progress: bool = True) -> Walkthrough:
     """Run the whole single-run walkthrough; finished stages are reused, not recomputed.
+
+    ``k`` (topics / GMM components per source) defaults to :func:`demo_k` of ``size``. The
+    architecture, sources and size are checked before any work starts.
 
     Returns
     -------
@@ -90,7 +118,16 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
     """
     from mtdtl.corpora import Corpus
     from mtdtl.corpora.demo import build_demo_corpus
+    from mtdtl.models import parse_arch
+    from mtdtl.runs import parse_sources
 
+    k = int(k) if k else demo_k(size)
+    if k < 1:
+        raise MtdtlError(f"k={k}: the number of topics / GMM components must be at least 1")
+    parse_arch(arch)  # unknown architecture: an error now, not after the corpus is built
+    parse_sources(sources)
+    if arch == "ss_r" and len(parse_sources(sources)) != 1:
+        raise MtdtlError(f"ss_r learns from one source; got {sources!r}")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # transparent huge pages for torch's CPU allocator in the notebook kernels (PERF.md: ~1.5x

@@ -1,18 +1,36 @@
-"""Write the walkthrough notebooks in notebooks/ from the cell lists below.
+"""Write the walkthrough notebooks from the cell lists below.
 
 The .ipynb files are what users open and papermill runs; this script keeps them reviewable
-(plain diffs) and guarantees the house rules: imports first, one cell tagged `parameters`,
-no outputs, no function or class definitions. Run: .venv/bin/python scripts/build_notebooks.py
+(plain diffs) and guarantees the house rules: imports first, one cell tagged `parameters`
+(then `setup_notebook(log_level)`), no outputs, no function or class definitions. Every
+notebook is written twice, byte for byte the same: to notebooks/ (what a checkout opens) and
+to mtdtl/data/notebooks/ (shipped in the package, so `mtdtl demo` works after a plain
+`pip install`). Run: .venv/bin/python scripts/build_notebooks.py
+
+Each notebook starts with two or three sentences of what it will show and ends with a cell
+that displays a computed summary (mtdtl.report); every figure cell saves the figure
+(save_figure: PNG and PDF) and ends with the figure, so it shows where it is made.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-OUT = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "notebooks"
+PACKAGE_OUT = ROOT / "mtdtl" / "data" / "notebooks"
+
+#: Notebook metadata: the kernel, and the language (nbconvert --to script writes .py).
+METADATA = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python", "file_extension": ".py", "mimetype": "text/x-python",
+                      "pygments_lexer": "ipython3", "codemirror_mode": {"name": "ipython", "version": 3},
+                      "nbconvert_exporter": "python"},
+}
 
 
 def md(text):
@@ -34,14 +52,13 @@ NB = {}
 
 NB["01_preprocess"] = [
     md("""
-# 01 · Preprocess: audio front end, spectrogram store and learning-source labels
+# 01 · Preprocess: from audio to spectrograms and learning-source labels
 
-Kim et al. (2019), Sections 2.3 and 3.1.1, Tables 1-2. This notebook builds (or opens) a corpus,
-computes the dB mel spectrogram (1024/256/128, stereo, 22,050 Hz) of every learning clip into an
-on-disk spectrogram store, fits the per-band standard scaler on the training split, and reduces every
-learning source to a k-dimensional distribution z_t per track: pLSA topics for count data (TF-IDF first for
-`lyrics`; artist-level tags for `artist`), a GMM posterior for the scalars `bpm` and `year`, same-track pairs
-for `self`. Everything resumes: a second run recomputes nothing.
+This notebook turns a music corpus into what the networks learn from: a store of dB mel
+spectrograms of every learning clip, and for every learning source (tags, tempo, year,
+listeners, lyrics, ...) a k-dimensional distribution z_t per track. It shows example
+spectrograms, the scaler, the fitted mixtures, the strongest topics and how many clips each
+source labels, and ends with a summary of what it found.
 """),
     code("""
 import json
@@ -52,62 +69,90 @@ from IPython.display import display
 
 from mtdtl import plots
 from mtdtl.corpora import Corpus
-from mtdtl.log import setup_logging
 from mtdtl.paths import demo_corpus_dir, stores_dir
+from mtdtl.plots import save_figure
 from mtdtl.preprocess import preprocess_corpus
+from mtdtl.report import preprocess_summary, setup_notebook, topics_overview
 from mtdtl.sources import load_reduced
-from mtdtl.sources.reduce import coverage_table, topic_table
+from mtdtl.sources.reduce import coverage_table
 from mtdtl.store import SpectrogramStore
-
-setup_logging("INFO")
+from mtdtl.walkthrough import demo_k
 """),
     params("""
 corpus: str = ""  # corpus folder; empty: the demo corpus of size and seed, built if missing
 size: str = "small"  # demo corpus size: tiny, small, medium, large or full
 seed: int = 0  # seed of the corpus and of every reduction
 store: str = ""  # spectrogram store folder; empty: data dir/stores/corpus folder name
-n_components: int = 50  # k: pLSA topics / GMM components per source (paper: 50)
+n_components: int = 0  # k: pLSA topics / GMM components per source; 0: the paper's 50 (8 for the tiny demo corpus)
 workers: int = 0  # processes for corpus and store; 0 means all cores
+log_level: str = "INFO"  # WARNING, INFO (a few lines per stage), DETAIL (per source and target) or DEBUG
 """),
+    code("setup_notebook(log_level)"),
+    md("## The corpus"),
     code("""
 if not corpus:
     from mtdtl.corpora.demo import build_demo_corpus
     corpus = str(build_demo_corpus(root=demo_corpus_dir(size, seed), size=size, seed=seed, workers=workers or None))
 store = store or str(stores_dir() / Path(corpus).name)
+k = n_components or demo_k(size)
+figures = Path(store) / "figures"  # every figure of this notebook is also saved here (PNG and PDF)
 print(Corpus.open(corpus).summary())
 """),
-    md("## Spectrogram store and reduced labels"),
+    md("""
+## Spectrogram store and reduced labels
+
+Kim et al. (2019), Sections 2.3 and 3.1.1, Tables 1-2. Every learning clip becomes a dB mel
+spectrogram (1024-sample window, hop 256, 128 bands, stereo, 22,050 Hz) in one on-disk store; a
+per-band standard scaler is fit on the training split only. Every learning source is reduced to
+a distribution over k latent factors per track: pLSA topics for count data (TF-IDF first for
+`lyrics`; artist-level tags for `artist`), a Gaussian-mixture posterior for the scalars `bpm`
+and `year`, same-track pairs for `self`. Everything resumes: a second run recomputes nothing.
+"""),
     code("""
-store_dir = preprocess_corpus(corpus, store, k=n_components, seed=seed, workers=workers or None)
+store_dir = preprocess_corpus(corpus, store, k=k, seed=seed, workers=workers or None)
 st = SpectrogramStore.open(store_dir)
 reduced = load_reduced(store_dir)
 print(f"store {store_dir}: {len(st.track_ids)} clips, splits {st.manifest['split'].value_counts().to_dict()}")
 """),
     md("### Example mel spectrograms (standardised, left channel)"),
-    code("plots.mel_examples(st, n=4, seed=seed);"),
-    md("### Per-band scaler, fit on the training split only"),
-    code("plots.scaler_stats(st);"),
-    md("### GMM fits of the scalar sources (z_t is the posterior over the components)"),
-    code("plots.gmm_fit(store_dir, sources=[s for s in ('bpm', 'year') if s in reduced]);"),
-    md("### Latent topics per source (the paper's Table 2): strongest topics and their top terms"),
     code("""
-with pd.option_context("display.max_colwidth", 120):
-    for name in [s for s, r in reduced.items() if r.topics is not None and "terms" in r.topics.columns]:
-        print(name)
-        display(topic_table(store_dir, name, n_topics=5))
+fig = plots.mel_examples(st, n=4, seed=seed, corpus=corpus)
+save_figure(fig, figures / "mel_examples")
+fig
+"""),
+    md("### Per-band scaler, fit on the training split only"),
+    code("""
+fig = plots.scaler_stats(st)
+save_figure(fig, figures / "scaler")
+fig
+"""),
+    md("### Gaussian mixtures of the scalar sources (z_t is the posterior over the components)"),
+    code("""
+fig = plots.gmm_fit(store_dir, sources=[s for s in ("bpm", "year") if s in reduced])
+save_figure(fig, figures / "gmm_fit")
+fig
+"""),
+    md("### Latent topics per source (the paper's Table 2): the strongest topics and their top terms"),
+    code("""
+with pd.option_context("display.max_colwidth", 100):
+    display(topics_overview(store_dir, n_topics=3, n_terms=6))
 """),
     md("### Label coverage"),
     code("""
 cov = coverage_table(store_dir)
-display(cov)
-plots.coverage(cov);
+display(cov.round(3))
+fig = plots.coverage(cov)
+save_figure(fig, figures / "coverage")
+fig
 """),
+    md("## Summary"),
     code("""
-metrics = {"store": str(store_dir), "n_clips": len(st.track_ids), "k": n_components,
-           "coverage": dict(zip(cov["source"], cov["coverage"].round(4)))}
+summary = preprocess_summary(store_dir)
+metrics = {"store": str(store_dir), "n_clips": len(st.track_ids), "k": k,
+           "coverage": dict(zip(cov["source"], cov["coverage"].round(4))), "findings": summary.findings}
 (Path(store_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-print(f"metrics: {Path(store_dir) / 'metrics.json'}")
-metrics
+print(f"metrics: {Path(store_dir) / 'metrics.json'}; figures: {figures}")
+summary
 """),
 ]
 
@@ -115,28 +160,21 @@ NB["02_train"] = [
     md("""
 # 02 · Train: one representation network with Algorithm 1
 
-Kim et al. (2019), Sections 3.1-3.3 (Table 3, Figures 4-5, Table 4, Algorithm 1). The base CNN
-takes 2.5 s stereo crops (2 x 216 x 128 standardised dB mel) and ends in a 256-unit fc-feature
-layer; multi-source architectures share it to different depths (`ss_r`, `mss_cr`, `ms_cr@2`,
-`ms_cr@4`, `ms_cr@6`, `ms_sr@fc`). Every iteration picks one learning source at random, draws a
-batch of training tracks that have its labels and a fresh random crop of each, and minimises the
-KL divergence to the source's topic distribution z_t (cross-entropy of same/different-track pairs
-for `self`). Adam, learning rate 2.5e-4, L2 1e-6; an epoch is l·m iterations. Training
-checkpoints every `checkpoint_every` epochs and resumes exactly where it stopped; a finished run
-is returned as it is.
+This notebook trains one network on the learning sources that 01 reduced, shows its layers in
+the style of the paper's Table 3, its learning curves per source and a summary of the run. By
+default it trains MS-CR@6 on all eight sources of the demo corpus; a finished run is reused,
+an interrupted one resumes.
 """),
     code("""
-import json
 from pathlib import Path
 
 from IPython.display import display
 
-from mtdtl.log import setup_logging
 from mtdtl.models import build_model, param_table
-from mtdtl.training import TrainConfig, plot_curves, train
-from mtdtl.walkthrough import ensure_demo_store
-
-setup_logging("INFO")
+from mtdtl.plots import save_figure
+from mtdtl.report import network_summary, reduced_k, setup_notebook, training_summary
+from mtdtl.training import TrainConfig, default_out_dir, plot_curves, train
+from mtdtl.walkthrough import demo_k, ensure_demo_store
 """),
     params("""
 arch: str = "ms_cr@6"  # architecture id: ss_r, mss_cr, ms_cr@2, ms_cr@4, ms_cr@6 or ms_sr@fc
@@ -148,71 +186,89 @@ seed: int = 0  # initial weights, dropout, sources, tracks and crops
 device: str = "auto"  # auto (CUDA when present), cuda or cpu
 store: str = ""  # spectrogram store with reduced labels; empty: the demo store of demo_size, built if missing
 demo_size: str = "small"  # demo corpus size used when store is empty
-out_dir: str = ""  # run folder for checkpoint, log and curves; empty: data dir/runs/store name/run id
+n_components: int = 0  # k of the demo store built when store is empty; 0: 50 (8 for the tiny corpus)
+out_dir: str = ""  # run folder for checkpoint, log and figures; empty: data dir/runs/store name/run id
 width: str = "full"  # full (Table 3) or tiny (tests)
 checkpoint_every: int = 1  # write the checkpoint every k epochs
 max_steps: int = 0  # stop after this many iterations in total, resumable; 0 means no limit
+show_model: bool = False  # also print the whole PyTorch module (long)
+log_level: str = "INFO"  # WARNING, INFO (a few lines per stage), DETAIL or DEBUG
 """),
+    code("setup_notebook(log_level)"),
     code("""
-store = store or str(ensure_demo_store(size=demo_size, seed=seed))
+store = store or str(ensure_demo_store(size=demo_size, seed=seed, k=n_components or demo_k(demo_size)))
 config = TrainConfig(arch=arch, sources=sources, store=store, out_dir=out_dir or None, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed, device=device, width=width,
                      checkpoint_every=checkpoint_every, max_steps=max_steps or None)
-print(f"run {config.spec.id}")
-config
+print(f"run {config.spec.id}\\nfolder {config.out_dir or default_out_dir(config)}\\nstore {store}")
 """),
-    md("## The network"),
+    md("""
+## The network
+
+Kim et al. (2019), Sections 3.1-3.2 (Table 3, Figures 4-5). The base CNN takes 2.5 s stereo
+crops (2 x 216 x 128 standardised dB mel) and ends in a 256-unit fc-feature layer. The
+multi-source architectures share it up to a branch point (`ss_r` and `ms_sr@fc` share
+everything, `ms_cr@6`, `ms_cr@4`, `ms_cr@2` branch after conv5, conv3, conv1, `mss_cr` shares
+nothing); each source has its own output head with k units. The table is the network trained
+below: its sources, and k from the store's reduced labels.
+"""),
     code("""
-model = build_model(arch, config.sources, width=width)
-print(model)
-print(f"representation: {model.feature_dim} dimensions")
-display(param_table(n_sources=[len(config.sources), 8], width=width))
+model = build_model(config.arch, config.sources, width=width, n_out=reduced_k(store, config.sources))
+display(network_summary(model))
+if show_model:
+    print(model)
 """),
-    md("## Training (Algorithm 1)"),
+    md("### Its size against the other architectures (Section 5.4, Figure 15)"),
+    code("""
+display(param_table(n_sources=[len(config.sources), 8], width=width, n_out=model.n_out).round(2))
+"""),
+    md("""
+## Training (Algorithm 1)
+
+Every iteration picks one learning source at random, draws a batch of training tracks that have
+its labels and a fresh random crop of each, and minimises the KL divergence to the source's
+distribution z_t (cross-entropy of same/different-track pairs for `self`). Adam, learning rate
+2.5e-4, L2 1e-6; an epoch is l·m iterations. The checkpoint is written every
+`checkpoint_every` epochs; a stopped run resumes exactly where it stopped.
+"""),
     code("""
 run_dir = train(config)
 """),
     md("### Learning curves per source"),
     code("""
 fig = plot_curves(run_dir)
+save_figure(fig, Path(run_dir) / "figures" / "learning_curves")
 fig
 """),
+    md("## Summary"),
     code("""
-metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-metrics
+training_summary(run_dir)
 """),
 ]
 
 NB["03_evaluate"] = [
     md("""
-# 03 · Evaluate: transfer of a learned representation to target tasks
+# 03 · Evaluate: does the learned representation transfer to new tasks?
 
-Kim et al. (2019), Section 4 (Table 5, Eqs. 7-9). Every track of a target dataset is cut into
-non-overlapping 2.5 s slices; the fc-feature of each slice (all branches, for concatenating
-architectures) is averaged and its standard deviation taken over the track (mean ‖ std). The
-features feed an MLP probe (2 x 256 ReLU units, Adam, 200 iterations: accuracy for
-classification, R² for regression) or a content-aware weighted matrix factorisation
-(cold-start items, nDCG@500), each repeated. The trained representation is compared with the
-paper's baselines: MFCC, the same network untrained (Rand), and Choi et al.'s convnet when its
-weights are supplied. Features are cached, and finished (representation, target) pairs are
-skipped when the notebook runs again.
+This notebook computes the trained network's features for the tracks of target tasks it never
+saw (on the demo corpus: genre, instrument, meter, note density, pitch height and listening),
+fits a small probe per task, and compares the scores with the paper's baselines, MFCC and the
+same network untrained (Rand). It ends with a table of tasks by representations, a
+Figure-8-style plot and a summary of which representation wins where.
 """),
     code("""
 import json
 from pathlib import Path
 
-import pandas as pd
 from IPython.display import display
 
 from mtdtl import plots
-from mtdtl.evaluation import summarize
 from mtdtl.evaluation.reference import choi_reference_check
-from mtdtl.log import setup_logging
 from mtdtl.paths import demo_corpus_dir, demo_store_dir
+from mtdtl.plots import save_figure
+from mtdtl.report import display_names, results_pivot, setup_notebook, transfer_summary
 from mtdtl.runs import RunSpec
 from mtdtl.transfer import baseline_representations, evaluate_transfer, representation_from_run, resolve_targets
-
-setup_logging("INFO")
 """),
     params("""
 run_dir: str = ""  # training run folder; empty: the run 02_train makes with the run parameters below
@@ -231,31 +287,52 @@ baselines: str = "mfcc,rand"  # comma-separated: mfcc, rand (the paper's: untrai
 choi_weights: str = ""  # Choi et al.'s model_best.hdf5, needed for the choi baseline
 reference_dir: str = ""  # shared/reference folder: also runs the probes on Choi et al.'s published features
 out_dir: str = ""  # results.csv, figures and metrics.json; empty: run_dir/evaluate
+log_level: str = "INFO"  # WARNING, INFO (a few lines per stage), DETAIL (per target) or DEBUG
 """),
+    code("setup_notebook(log_level)"),
     code("""
 corpus = corpus or str(demo_corpus_dir(size, seed))
 run_dir = run_dir or str(RunSpec(arch, sources, seed=seed, epochs=epochs, width=width,
                                  store=store or str(demo_store_dir(size, seed))).folder())
-ours = representation_from_run(run_dir)
-out = Path(out_dir or Path(run_dir) / "evaluate")
-out.mkdir(parents=True, exist_ok=True)
-print(f"evaluating run {ours.name} ({run_dir})")
+ours = representation_from_run(run_dir)  # checked first: a missing run creates nothing
 representations = [ours] + baseline_representations(baselines, run=ours, choi_weights=choi_weights or None)
 target_sets = resolve_targets(targets, corpus=corpus, roots=target_roots or None)
+out = Path(out_dir or Path(run_dir) / "evaluate")
+out.mkdir(parents=True, exist_ok=True)
+print(f"evaluating run {ours.name} ({run_dir}) against {', '.join(r.name for r in representations[1:])}\\n")
 for t in target_sets:
     print(t.summary(), end="\\n\\n")
 """),
-    md("## Features, probes and recommendation"),
+    md("""
+## Features, probes and recommendation
+
+Kim et al. (2019), Section 4 (Table 5, Eqs. 7-9). Every track is cut into non-overlapping 2.5 s
+slices; the fc-features of the slices (all branches, for concatenating architectures) are
+averaged and their standard deviation taken over the track (mean ‖ std). The features feed an
+MLP probe (2 x 256 ReLU units, Adam, 200 iterations: accuracy for classification, R² for
+regression) or a content-aware weighted matrix factorisation (cold-start items, nDCG@500), each
+repeated. Features are cached, and finished (representation, target) pairs are skipped when the
+notebook runs again.
+"""),
     code("""
 results = evaluate_transfer(representations, target_sets, results=out / "results.csv",
                             repetitions=repetitions, seed=seed)
-summary = summarize(results)
-display(summary)
+"""),
+    md("""
+## Results: tasks x representations
+
+Mean ± standard deviation over the repetitions; the best of each task in bold. The table below
+it says which representation (run id) each short name stands for.
+"""),
+    code("""
+names = display_names(results)
+results_pivot(results, names=names)
 """),
     md("### Against the baselines (in the style of the paper's Figure 8)"),
     code("""
-fig = plots.results_vs_baselines(results, ours=ours.name)
-fig.savefig(out / "transfer_vs_baselines.png", dpi=120, bbox_inches="tight")
+fig = plots.results_vs_baselines(results, ours=ours.name, names=names)
+save_figure(fig, out / "figures" / "transfer_vs_baselines")
+fig
 """),
     md("""
 ### Real-data check: the probes on Choi et al.'s published features
@@ -270,32 +347,37 @@ if reference_dir:
     choi_table = choi_reference_check(reference_dir, n_repetitions=repetitions, seed=seed)
     display(choi_table)
 """),
+    md("## Summary"),
     code("""
+summary = transfer_summary(results, names=names)
 metrics = {
     "representation": ours.name, "arch": ours.arch, "sources": ours.sources,
-    "results": str(out / "results.csv"),
+    "results": str(out / "results.csv"), "names": names, "findings": summary.findings,
     "mean": {f"{r}|{t}|{m}": float(v) for (r, t, m), v in results.groupby(["representation", "target", "metric"])["value"].mean().items()},
 }
 if choi_table is not None:
     metrics["choi_reference"] = json.loads(choi_table.to_json(orient="records"))
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-print(f"results table: {out / 'results.csv'}")
+print(f"results table: {out / 'results.csv'}; figures: {out / 'figures'}")
+summary
 """),
 ]
 
 
 def main():
-    OUT.mkdir(exist_ok=True)
+    outs = [Path(OUT), Path(PACKAGE_OUT)]
+    for d in outs:
+        d.mkdir(parents=True, exist_ok=True)
     for name, cells in NB.items():
         for i, cell in enumerate(cells):
             cell["id"] = f"{name.split('_', 1)[0]}-{i:02d}"  # stable ids: regenerating gives the same file
-        nb = new_notebook(cells=cells, metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"}})
+        nb = new_notebook(cells=cells, metadata=copy.deepcopy(METADATA))
         nbformat.validate(nb)
-        path = OUT / f"{name}.ipynb"
-        nbformat.write(nb, path)
-        print("wrote", path)
+        text = nbformat.writes(nb) + "\n"
+        for d in outs:
+            path = d / f"{name}.ipynb"
+            path.write_text(text, encoding="utf-8")
+            print("wrote", path)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def test_extract_files_and_cli(checkpoint, wavs, tmp_path, capsys):
     out2 = tmp_path / "cli.npy"
     rc = main(["-q", "extract", str(checkpoint), str(wavs / "a0.wav"), str(wavs / "a1.wav"), "-o", str(out2),
                "--batch-size", "4", "--device", "cpu"])
-    assert rc == 0 and "features written" in capsys.readouterr().out
+    assert rc == 0 and "features of 2 of 2 files written" in capsys.readouterr().out
     np.testing.assert_allclose(np.load(out2), X[[0, 2]], rtol=1e-5, atol=1e-6)
     rc = main(["-q", "extract", str(tmp_path / "nope"), str(wavs / "a0.wav"), "-o", str(out2)])
     assert rc == 2 and "checkpoint not found" in capsys.readouterr().err

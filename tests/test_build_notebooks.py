@@ -1,9 +1,12 @@
-"""The committed notebooks are exactly what scripts/build_notebooks.py generates (no drift)."""
+"""The committed notebooks are exactly what scripts/build_notebooks.py generates (no drift), in
+notebooks/ and in the copies shipped with the package (mtdtl/data/notebooks/)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,14 +18,16 @@ def _builder():
     return mod
 
 
-def test_committed_notebooks_match_the_generator(tmp_path):
+@pytest.mark.parametrize("folder", ["notebooks", "mtdtl/data/notebooks"])
+def test_committed_notebooks_match_the_generator(tmp_path, folder):
     mod = _builder()
-    mod.OUT = tmp_path
+    mod.OUT = tmp_path / "notebooks"
+    mod.PACKAGE_OUT = tmp_path / "package"  # the test never writes into the repository
     mod.main()
-    generated = sorted(p.name for p in tmp_path.glob("*.ipynb"))
-    committed = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert generated == committed
-    for name in generated:
-        assert (tmp_path / name).read_text() == (ROOT / "notebooks" / name).read_text(), (
-            f"notebooks/{name} differs from what scripts/build_notebooks.py generates: run it and commit")
-
+    for out in (mod.OUT, mod.PACKAGE_OUT):
+        generated = sorted(p.name for p in out.glob("*.ipynb"))
+        committed = sorted(p.name for p in (ROOT / folder).glob("*.ipynb"))
+        assert generated == committed
+        for name in generated:
+            assert (out / name).read_text() == (ROOT / folder / name).read_text(), (
+                f"{folder}/{name} differs from what scripts/build_notebooks.py generates: run it and commit")

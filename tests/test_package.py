@@ -108,3 +108,205 @@ def test_notebook_is_thin_and_clean(nb):
 def test_walkthrough_notebooks_exist():
     names = {p.stem for p in NOTEBOOKS}
     assert {"01_preprocess", "02_train", "03_evaluate"} <= names
+
+
+# ---------------------------------------------------------------------------------------
+# the command line: front-end hardening
+# ---------------------------------------------------------------------------------------
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mtdtl {mtdtl.__version__}"
+
+
+def test_python_dash_m_mtdtl(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mtdtl", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == f"mtdtl {mtdtl.__version__}"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv", [["-q", "demo"], ["demo", "-q"], ["demo", "--quiet"]])
+def test_quiet_before_or_after_the_subcommand(argv):
+    args = build_parser().parse_args(argv)
+    assert args.quiet is True and args.verbose is False
+
+
+def test_verbose_after_the_subcommand_and_defaults():
+    p = build_parser()
+    assert p.parse_args(["extract", "mfcc", "a.wav", "-o", "f.npy", "-v"]).verbose is True
+    assert p.parse_args(["corpus", "demo", "-v"]).verbose is True
+    args = p.parse_args(["demo"])
+    assert args.quiet is False and args.verbose is False
+
+
+@pytest.mark.parametrize("argv", [[], ["demo"], ["extract"], ["corpus"], ["corpus", "demo"]])
+def test_help_text_has_no_rest_markup(argv, capsys):
+    with pytest.raises(SystemExit):
+        main(argv + ["--help"])
+    out = capsys.readouterr().out
+    assert "usage: mtdtl" in out
+    for markup in ("``", ":func:", ":mod:", ":class:", ":data:"):
+        assert markup not in out, f"raw reST {markup!r} in mtdtl {' '.join(argv)} --help"
+
+
+@pytest.mark.parametrize("bad", [["--arch", "nope"], ["--size", "smal"], ["--sources", "self,tga"],
+                                 ["--epochs", "0"], ["--k", "-1"]])
+def test_demo_typos_fail_before_any_work(bad, tmp_path, monkeypatch, capsys):
+    import mtdtl.walkthrough
+
+    def no_work(**kw):
+        raise AssertionError("the walkthrough started")
+
+    monkeypatch.setattr(mtdtl.walkthrough, "run_walkthrough", no_work)
+    out = tmp_path / "demo"
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "-o", str(out)] + bad)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "mtdtl demo: error: argument" in err and bad[0] in err
+    assert not out.exists()
+
+
+def test_sweep_subcommand_is_registered_with_the_common_options():
+    sweep = pytest.importorskip("mtdtl.sweep")
+    if not hasattr(sweep, "add_cli"):
+        pytest.skip("mtdtl.sweep has no add_cli")
+    args = build_parser().parse_args(["sweep", "status", "x.toml", "-q"])
+    assert args.quiet is True and callable(args.func)
+
+
+def test_demo_choices_come_from_the_registries(capsys):
+    from mtdtl.constants import ARCH_IDS
+    from mtdtl.corpora.demo import SIZES
+    from mtdtl.walkthrough import DEMO_SIZES
+
+    assert set(DEMO_SIZES) == set(SIZES)
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "{" + ",".join(ARCH_IDS) + "}" in out and "{" + ",".join(DEMO_SIZES) + "}" in out
+
+
+def _wav(path, seconds=3.0):
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(22050 * seconds)) / 22050
+    sf.write(path, (0.2 * np.sin(2 * np.pi * 440 * t))[:, None].repeat(2, 1), 22050)
+    return path
+
+
+def test_extract_fails_when_a_file_cannot_be_read(tmp_path, capsys):
+    good = _wav(tmp_path / "good.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    out = tmp_path / "f.npy"
+    rc = main(["-q", "extract", "mfcc", str(good), str(bad), "-o", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "1 of 2 files could not be read" in captured.err and str(bad) in captured.err and "--skip-bad" in captured.err
+    rc = main(["extract", "mfcc", str(good), str(bad), "-o", str(out), "--skip-bad", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0 and str(bad) in captured.err and "features of 1 of 2 files written" in captured.out
+    import numpy as np
+
+    X = np.load(out)
+    assert X.shape[0] == 2 and np.isfinite(X[0]).all() and np.isnan(X[1]).all()
+
+
+# ---------------------------------------------------------------------------------------
+# packaging: the notebooks ship inside the package
+# ---------------------------------------------------------------------------------------
+
+PACKAGE_NOTEBOOKS = ROOT / "mtdtl" / "data" / "notebooks"
+
+
+def test_package_carries_the_same_notebooks():
+    shipped = sorted(p.name for p in PACKAGE_NOTEBOOKS.glob("*.ipynb"))
+    assert shipped == [p.name for p in NOTEBOOKS] and shipped
+    for p in NOTEBOOKS:
+        assert (PACKAGE_NOTEBOOKS / p.name).read_bytes() == p.read_bytes(), (
+            f"mtdtl/data/notebooks/{p.name} differs from notebooks/{p.name}: run scripts/build_notebooks.py")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_language_metadata(nb):
+    info = json.loads(nb.read_text())["metadata"]["language_info"]
+    assert info["name"] == "python" and info["file_extension"] == ".py" and info["mimetype"] == "text/x-python"
+
+
+def test_notebooks_dir_prefers_the_checkout_then_the_package(tmp_path, monkeypatch):
+    import mtdtl.notebooks as nbs
+
+    monkeypatch.delenv("MTDTL_NOTEBOOKS", raising=False)
+    assert nbs.notebooks_dir() == ROOT / "notebooks"
+    monkeypatch.setattr(nbs, "_CHECKOUT", tmp_path)  # an installed package: no checkout around it
+    assert nbs.notebooks_dir() == PACKAGE_NOTEBOOKS
+    assert nbs.notebook_path("02_train") == PACKAGE_NOTEBOOKS / "02_train.ipynb"
+    monkeypatch.setenv("MTDTL_NOTEBOOKS", str(tmp_path / "missing"))
+    with pytest.raises(MtdtlError, match="MTDTL_NOTEBOOKS"):
+        nbs.notebooks_dir()
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_notebooks(tmp_path):
+    """A plain (non-editable) install: build the wheel from a copy of the project, unpack it, and
+    find the walkthrough notebooks from the unpacked package."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "mtdtl", src / "mtdtl", ignore=shutil.ignore_patterns("__pycache__", "*.tmp"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("mtdtl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for p in NOTEBOOKS:
+        assert f"mtdtl/data/notebooks/{p.name}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = "import mtdtl, mtdtl.notebooks as n; print(mtdtl.__file__); print(n.notebook_path('03_evaluate'))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env={**__import__("os").environ, "PYTHONPATH": str(site), "MTDTL_NOTEBOOKS": ""})
+    assert r.returncode == 0, r.stderr[-2000:]
+    where, nb = r.stdout.split()
+    assert where.startswith(str(site)) and nb == str(site / "mtdtl" / "data" / "notebooks" / "03_evaluate.ipynb")
+
+
+def _architecture_tree() -> dict[str, str]:
+    """Top-level entries of the tree in docs/ARCHITECTURE.md -> the rest of their line."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    block = text.split("## The tree", 1)[1].split("```", 2)[1]
+    entries: dict[str, str] = {}
+    for line in block.splitlines()[2:]:
+        if not line.startswith("  ") or not line.strip():
+            continue
+        import re as _re
+
+        head = _re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]  # names, then the description
+        for n in head.split():
+            entries[n] = line
+    return entries
+
+
+def test_architecture_tree_is_the_package_tree():
+    tree = _architecture_tree()
+    pkg = ROOT / "mtdtl"
+    actual = {p.name for p in pkg.glob("*.py") if p.name != "__init__.py"} | {p.name + "/" for p in pkg.iterdir()
+                                                   if p.is_dir() and not p.name.startswith("__")}
+    assert set(tree) == actual, (f"docs/ARCHITECTURE.md lists {sorted(set(tree) - actual)} that do not exist and "
+                                 f"misses {sorted(actual - set(tree))}")
+    for folder, line in tree.items():  # every module of a package is named on its line
+        if folder.endswith("/") and folder != "data/":
+            for f in (pkg / folder).glob("*.py"):
+                if f.stem != "__init__":
+                    assert f.stem in line, f"docs/ARCHITECTURE.md: {folder}{f.name} is missing from the tree"
+            for sub in (pkg / folder).iterdir():
+                if sub.is_dir() and not sub.name.startswith("__"):
+                    assert sub.name + "/" in line, f"docs/ARCHITECTURE.md: {folder}{sub.name}/ is missing"

@@ -19,7 +19,7 @@ from mtdtl.models.blocks import ConvBlock, FeatureLayer, SelfHead
 from mtdtl.models.nets import INPUT_SHAPE, RepresentationModel, build_model
 from mtdtl.models.registry import parse_arch
 
-__all__ = ["layer_table", "count_parameters", "forward_flops", "param_table"]
+__all__ = ["layer_table", "network_table", "count_parameters", "forward_flops", "param_table"]
 
 #: Source of the SS-R reference network in :func:`param_table`.
 SS_R_SOURCE = "tag"
@@ -92,6 +92,66 @@ def layer_table(model: RepresentationModel, source: str | None = None) -> pd.Dat
     return pd.DataFrame(rows, columns=["layer", "part", "input_shape", "output_shape", "params"])
 
 
+def _pair(v) -> str:
+    v = v if isinstance(v, tuple) else (v, v)
+    return f"{v[0]}x{v[1]}"
+
+
+def network_table(model: RepresentationModel) -> pd.DataFrame:
+    """The network as it is built, in the style of the paper's Table 3: one row per layer.
+
+    Layers that every source has its own copy of (the branches of ``ms_cr@*`` and ``mss_cr``,
+    the heads) are one row, marked ``per source (xm)``, with the parameters of all copies.
+
+    Parameters
+    ----------
+    model : RepresentationModel
+        Built with the ``n_out`` (k) and the sources of the run it describes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``layer``, ``part`` (``shared``, ``per source (x m)``, ``head ...``),
+        ``kernel``, ``stride``, ``channels`` (output channels or units), ``output`` (shape
+        without the batch dimension: channels x frames x mel bands, then units) and ``params``
+        (trainable parameters); a last row ``total`` equals :func:`count_parameters`.
+    """
+    branch_source = next((s for s in model.sources if s != "self"), model.sources[0])
+    shapes = layer_table(model, branch_source)
+    m = len(model.branches)
+    parts = [("shared", model.trunk, 1)]
+    if m:
+        parts.append((f"per source (x{m})", model.branches[branch_source], m))
+    rows = []
+    for part, seq, copies in parts:
+        for name, layer in seq.named_children():
+            if isinstance(layer, ConvBlock):
+                rows.append([name, part, _pair(layer.conv.kernel_size), _pair(layer.conv.stride),
+                             layer.conv.out_channels, copies * count_parameters(layer)])
+                if isinstance(layer.pool, nn.MaxPool2d):
+                    rows.append([f"max-pool{name[4:]}", part, _pair(layer.pool.kernel_size),
+                                 _pair(layer.pool.stride), layer.conv.out_channels, 0])
+            elif isinstance(layer, FeatureLayer):
+                rows.append(["fc-feature", part, "", "", layer.fc.out_features, copies * count_parameters(layer)])
+            else:  # global average pooling
+                rows.append([name.replace("_", "-"), part, "global", "", rows[-1][4] if rows else "", 0])
+    out_shapes = list(shapes["output_shape"][: len(rows)])
+    for r, shape in zip(rows, out_shapes):
+        r.insert(5, shape)
+    heads = [s for s in model.sources if s != "self"]
+    if heads:
+        n = sum(count_parameters(model.heads[s]) for s in heads)
+        names = ", ".join(heads) if len(heads) <= 3 else f"{len(heads)} sources"
+        rows.append(["fc-output", f"head (x{len(heads)}: {names})", "", "", model.n_out,
+                     f"{model.n_out} (softmax)", n])
+    if "self" in model.sources:
+        h = model.heads["self"]
+        rows.append(["self head", "head (self: pair of crops)", "", "", h.out.out_features, "2 (same track?)",
+                     count_parameters(h)])
+    rows.append(["total", "", "", "", "", "", count_parameters(model)])
+    return pd.DataFrame(rows, columns=["layer", "part", "kernel", "stride", "channels", "output", "params"])
+
+
 def _flop_hook(counter: list):
     def hook(module, inputs, output):
         if isinstance(module, nn.Conv2d):
@@ -146,7 +206,7 @@ def param_table(n_sources: int | Iterable[int] = 8, *, width: str = "full", n_ou
     Parameters
     ----------
     n_sources : int or iterable of int
-        Number(s) of learning sources m. Multi-source architectures use the first m sources of
+        Number(s) of learning sources m (each distinct m once, in increasing order). Multi-source architectures use the first m sources of
         :data:`SOURCE_NAMES` (``self`` first, with its Siamese head). SS-R, the reference of the
         ratios, has the one source ``tag`` and is listed once, first.
     width : {"full", "tiny"}
@@ -163,7 +223,7 @@ def param_table(n_sources: int | Iterable[int] = 8, *, width: str = "full", n_ou
         sample of one training iteration on a non-``self`` source; a training step costs about
         3x), ``mflops_features`` (forward MFLOP per sample of the whole representation).
     """
-    ns = [int(n_sources)] if isinstance(n_sources, int) else [int(n) for n in n_sources]
+    ns = [int(n_sources)] if isinstance(n_sources, int) else sorted({int(n) for n in n_sources})
     specs = [parse_arch(a) for a in archs]
     for n in ns:
         if not 1 <= n <= len(SOURCE_NAMES):
