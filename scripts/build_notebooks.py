@@ -364,6 +364,186 @@ summary
 ]
 
 
+
+NB["05_analysis"] = [
+    md("""
+# 05 · Analysis: the paper's statistics and Figures 8-15 from a results table
+
+Kim et al. (2019), Section 5 (Figures 8-15, Table 6, Eqs. 10-16). Everything here is computed
+from one tidy results table (a sweep's collected `results.csv`, or a folder of run folders):
+scores standardised within each target, the two hierarchical models with their intervals, the
+pairwise comparisons between strategies, the variance components of the learning sources, the
+compactness of the networks, and the findings for the paper's two research questions.
+"""),
+    code("""
+import json
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from mtdtl.analysis import analyze, format_table6, prepare
+from mtdtl.plots import paper, save_figure
+from mtdtl.report import setup_notebook
+"""),
+    params("""
+results: str = ""  # a results table (CSV) or a folder of run folders (a sweep's output); required
+bootstrap: int = 0  # parametric bootstrap refits per model for the intervals; 0: t intervals only (paper: B = 1000 on a cluster)
+workers: int = 1  # processes for the bootstrap; 0 means all CPUs
+scheduler: str = ""  # address of a Dask scheduler for the bootstrap (e.g. tcp://host:8786); empty: local
+allow_mixed_protocols: bool = False  # accept rows of several evaluation protocols (with a warning)
+seed: int = 0  # seed of the bootstrap
+out_dir: str = ""  # figures, tables and metrics.json; empty: an analysis folder beside the results
+log_level: str = "INFO"  # WARNING, INFO, DETAIL or DEBUG
+"""),
+    code("setup_notebook(log_level)"),
+    code("""
+if not results:
+    raise ValueError("set the parameter results: a results .csv or a sweep's output folder")
+src = Path(results)
+out = Path(out_dir) if out_dir else (src if src.is_dir() else src.parent) / "analysis"
+out.mkdir(parents=True, exist_ok=True)
+data = prepare(results, allow_mixed_protocols=allow_mixed_protocols)
+data.counts()
+"""),
+    md("## Single sources, strategies and the number of sources (Figures 8-10)"),
+    code("""
+for name, fig in (("fig8_single_source", paper.fig8_single_source(data)), ("fig9_strategies", paper.fig9_strategies(data)),
+                  ("fig10_n_sources", paper.fig10_n_sources(data))):
+    save_figure(fig, out / "figures" / name)
+    display(fig)
+"""),
+    md("## The hierarchical models (Eqs. 10-16), their intervals and the pairwise comparisons"),
+    code("""
+client = None
+if scheduler:
+    from distributed import Client
+    client = Client(scheduler)
+study = analyze(data, bootstrap=bootstrap, seed=seed, client=client, workers=workers or None)
+display(study.strategy.intervals())
+display(study.size.intervals())
+display(study.contrasts)
+"""),
+    code("""
+for name in ("fig11_strategy_effects", "fig12_size_effects"):
+    fig = getattr(paper, name)(study)
+    save_figure(fig, out / "figures" / name)
+    display(fig)
+"""),
+    md("## The best single source, the variance components (Table 6) and compactness (Figures 13-15)"),
+    code("""
+fig = paper.fig13_best_source(data)
+save_figure(fig, out / "figures" / "fig13_best_source")
+display(fig)
+display(format_table6(study.table6))
+for name in ("fig14_variance_vs_ssr", "fig15_compactness"):
+    fig = getattr(paper, name)(study)
+    save_figure(fig, out / "figures" / name)
+    display(fig)
+"""),
+    md("## Findings (computed from the fits)"),
+    code("""
+found = study.findings()
+display(Markdown("\\n".join(f"- {f}" for f in found)))
+study.table6.to_csv(out / "table6.csv")
+study.contrasts.to_csv(out / "contrasts.csv", index=False)
+(out / "metrics.json").write_text(json.dumps({"results": str(results), "findings": found, "bootstrap": bootstrap}, indent=2))
+print(f"figures and tables: {out}")
+"""),
+]
+
+
+NB["06_explain"] = [
+    md("""
+# 06 · Explain: what the learning sources say about a target dataset
+
+This notebook draws the paper's Figure 16 for a trained multi-source run: a t-SNE map of a
+target dataset in the learned representation, coloured by the target's label, with zoomed
+regions where each learning source's strongest predicted topic is written next to a few tracks.
+It also lists the strongest topics of example tracks and of the densest regions, and ends with
+a summary of what was computed.
+"""),
+    code("""
+import json
+from pathlib import Path
+
+from mtdtl.explain import explain
+from mtdtl.paths import demo_corpus_dir, demo_store_dir
+from mtdtl.plots import save_figure
+from mtdtl.plots.explain import fig16_explain
+from mtdtl.report import setup_notebook
+from mtdtl.runs import RunSpec
+"""),
+    params("""
+run_dir: str = ""  # a trained multi-source run; empty: the run 02_train makes with its default parameters
+target: str = "demo:genre"  # one target dataset: demo:<task>, or a real one (gtzan, ...) with target_root
+target_root: str = ""  # folder of a real target dataset (e.g. /data/gtzan)
+corpus: str = ""  # demo corpus folder for demo targets; empty: the demo corpus of size and seed 0
+size: str = "small"  # demo corpus size when corpus or run_dir is empty
+n_examples: int = 6  # example tracks in the table of strongest topics
+perplexity: float = 30.0  # t-SNE perplexity (lowered automatically for small datasets)
+seed: int = 0  # t-SNE seed
+out_dir: str = ""  # embedding.csv, tables, figure and metrics.json; empty: run_dir/explain
+log_level: str = "INFO"  # WARNING, INFO, DETAIL or DEBUG
+"""),
+    code("setup_notebook(log_level)"),
+    code("""
+corpus = corpus or str(demo_corpus_dir(size, 0))
+run_dir = run_dir or str(RunSpec("ms_cr@6", "self,bpm,year,taste,tag,lyrics,cdr_tag,artist", seed=0, epochs=30,
+                                 width="full", store=str(demo_store_dir(size, 0))).folder())
+out = Path(out_dir or Path(run_dir) / "explain")
+out.mkdir(parents=True, exist_ok=True)
+"""),
+    md("""
+## The map
+
+Kim et al. (2019), Section 5.5. Every track of the target is one point: its representation is
+the mean ‖ std of the network's fc-feature over its 2.5 s slices (what the evaluation uses),
+standardised, reduced to 50 principal components and embedded in 2-D with t-SNE. For every
+learning source but `self`, the source's output layer (fc-out) turns each slice's feature into a
+distribution over the source's topics (z_t); averaged over the slices, its strongest topic names
+what the network predicts that source would say about the track.
+"""),
+    code("""
+exp = explain(run_dir, target, corpus=corpus, root=target_root or None, perplexity=perplexity, seed=seed)
+exp.embedding.to_csv(out / "embedding.csv", index=False)
+exp.embedding.head()
+"""),
+    md("""
+### Figure 16: the map, and the strongest topic terms in its densest regions
+
+Left: the map coloured by the target's label; the boxes are the densest regions. Right: each
+region enlarged, with a few numbered tracks and, per source (one colour each), the top terms of
+its strongest predicted topic. For `bpm` and `year` a topic is a Gaussian component: its mean ± sd.
+"""),
+    code("""
+regions = exp.zoom_regions(2)
+fig = fig16_explain(exp, regions=regions)
+save_figure(fig, out / "figures" / "fig16_explain")
+fig
+"""),
+    md("### Strongest topic per source, for example tracks spread over the map"),
+    code("""
+examples = exp.top_topics_table(n_examples)
+examples.to_csv(out / "top_topics.csv", index=False)
+examples
+"""),
+    md("### The dominant topic of each region (mean z_t of its tracks; share: tracks whose own strongest topic it is)"),
+    code("""
+region_table = exp.region_topics(regions)
+region_table
+"""),
+    md("## Summary"),
+    code("""
+metrics = {"run": exp.run, "arch": exp.arch, "target": exp.target, "tracks": len(exp.embedding),
+           "skipped": len(exp.skipped), "sources": list(exp.sources), **exp.params,
+           "regions": json.loads(regions.drop(columns="track_ids").to_json(orient="records"))}
+(out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+print(exp.summary())
+print(f"files: {out}")
+"""),
+]
+
+
 def main():
     outs = [Path(OUT), Path(PACKAGE_OUT)]
     for d in outs:

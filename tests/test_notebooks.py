@@ -195,3 +195,28 @@ def test_03_evaluate_missing_run_creates_nothing(tmp_path):
     assert sorted(p.name for p in (tmp_path / "nb").iterdir()) == ["03.html", "03.ipynb"]  # the failed run, readable
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nb"]
     assert (_files(data_dir()) if data_dir().exists() else []) == before
+
+
+def test_05_analysis(tmp_path):
+    from mtdtl.analysis import simulate_design, simulate_results
+
+    sim = simulate_results(design=simulate_design(n_multi=60, ssr_per_source=2, full_per_arch=1, seed=0),
+                           targets=("gtzan", "ballroom", "emo_arousal", "fma"), seed=0)
+    sim.results.to_csv(tmp_path / "results.csv", index=False)
+    out = run_notebook("05_analysis", tmp_path / "05.ipynb", progress=False,
+                       parameters={"results": str(tmp_path / "results.csv"), "out_dir": str(tmp_path / "analysis")})
+    assert not _errors(out)
+    for name in ("fig8_single_source", "fig11_strategy_effects", "fig15_compactness"):
+        assert (tmp_path / "analysis" / "figures" / f"{name}.png").is_file(), name
+    metrics = json.loads((tmp_path / "analysis" / "metrics.json").read_text())
+    assert metrics["findings"] and (tmp_path / "analysis" / "table6.csv").is_file()
+
+
+def test_06_explain(trained_run, tiny_corpus):
+    d, _ = trained_run
+    out = run_notebook("06_explain", d / "06.ipynb", progress=False,
+                       parameters={"run_dir": str(d / "train"), "target": "demo:genre", "corpus": str(tiny_corpus),
+                                   "perplexity": 5.0, "out_dir": str(d / "explain")})
+    assert not _errors(out)
+    assert (d / "explain" / "figures" / "fig16_explain.png").is_file()
+    assert (d / "explain" / "embedding.csv").is_file() and (d / "explain" / "top_topics.csv").is_file()
