@@ -1,21 +1,33 @@
-"""Feature-extraction speed as a multiple of real time, per architecture (target: SS-R >= 1000x
-on 2 CPU cores).
+"""Feature-extraction speed at study scale: cold (no target store yet) and warm (target store) as
+ratios to the network-alone rate, measured in the same run (targets: warm >= 0.8, cold >= 0.5).
 
-For every architecture (full width, untrained weights: speed does not depend on them) this
-writes a minute of synthetic stereo audio at 22,050 Hz as two 30 s wav clips, lists them over
-and over up to ``--seconds`` (default 12 minutes: 24 clips, 264 slices, so that the network
-runs full batches of 256 slices as it does on a dataset), and times
-:meth:`mtdtl.features.ModelExtractor.extract_many` on them: decoding, the dB mel front end,
-2.5 s slices, the network at batch 256 and the mean ‖ std aggregation, i.e. everything
-``mtdtl extract`` does. It also times the network alone on ready slices and the front end
-alone (on one batch of 256 slices), and the MFCC and Choi baselines (on the first minute). Each measurement is repeated (median of ``--repeats``
-after a warm-up), since the machine may be shared.
+In a study every representation is evaluated on every target dataset. With a target store
+(:mod:`mtdtl.store.targets`) the first representation with a front end computes each target
+track's dB mel once (**cold**: decode + mel into the store, then the network reading it); every
+later one only reads float16 slices and runs its network (**warm**). This script times, per
+architecture (full width, untrained weights; multi-source ones with ``--sources`` sources), what
+:func:`mtdtl.features.extract_dataset` does on ``--seconds`` of distinct 30 s stereo wav files:
 
-"x real time" = seconds of audio / seconds of wall clock (30 s per clip, the dropped
-remainder of 0.24 s included).
+- ``net``: the network alone on one batch of ``--batch-size`` ready slices (scaling included):
+  the rate extraction cannot exceed, and the denominator of every ratio;
+- ``warm``: extract_dataset with the target store already built (fresh feature cache);
+- ``cold``: extract_dataset with no target store yet: decode + mel in a background thread
+  overlapping the network, each spectrogram written into the store as it is computed, then
+  consolidated (the default path of the first representation);
+- ``build1st`` (``--build-first``): the other cold path, building the whole store first (worker
+  processes on every core), then extracting from it;
+- ``direct``: extract_dataset without a target store (decode + mel in a thread overlapping the
+  network, as before the store existed: what every representation paid);
+- ``front end``: mel + slicing alone (decode excluded), on the first two clips.
 
-Run: ``python benchmarks/bench_extract.py [--seconds 720] [--threads 2] [--sources 8]
-[--archs ss_r,ms_cr@6] [--device cpu] [--choi PATH]``.
+Every result is first a ratio to ``net`` (slices/s over slices/s), then absolute (x real time,
+slices/s). The last line says whether the targets are met. Repeats are interleaved across the
+architectures and the best repeat counts (median in brackets), since the machine may be shared;
+the header gives the CPU, the load and the matmul rates measured now (``_machine.py``).
+
+Run: ``python benchmarks/bench_extract.py [--seconds 1440] [--repeats 3] [--threads 2]
+[--archs ss_r,ms_cr@6] [--sources 8] [--device cpu] [--precision fp32|bf16] [--build-first]
+[--baselines] [--choi PATH]``.
 """
 
 from __future__ import annotations
@@ -25,35 +37,53 @@ import os
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch starts (see PERF.md)
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from mtdtl.constants import ARCH_IDS, SOURCE_NAMES, SR  # noqa: E402
+from _machine import load_now, machine, print_machine  # noqa: E402
+from mtdtl.constants import CROP_FRAMES, SOURCE_NAMES, SR  # noqa: E402
 
 CLIP_S = 30.0
+TARGET_WARM, TARGET_COLD = 0.8, 0.5
 
 
-def write_clips(folder: Path, n: int = 2, *, seed: int = 0) -> list[Path]:
-    """Stereo 30 s clips: a chirp and harmonics over noise, different per channel."""
+def write_clips(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
+    """``n`` distinct stereo 30 s wav files: two synthesised clips (a chirp and harmonics over
+    noise), the rest copies of them under their own names (each is its own track)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(CLIP_S * SR)) / SR
     paths = []
-    for i in range(n):
+    for i in range(min(n, 2)):
         f0 = rng.uniform(80, 400)
         chirp = np.sin(2 * np.pi * (f0 + rng.uniform(500, 3000) * t / CLIP_S) * t)
         harm = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.28)) / k ** 1.5 for k in range(1, 10))
         left = 0.3 * chirp + 0.1 * harm + 0.01 * rng.standard_normal(t.size)
         right = 0.2 * harm + 0.02 * rng.standard_normal(t.size)
-        p = folder / f"clip{i:03d}.wav"
+        p = folder / f"clip{i:04d}.wav"
         sf.write(p, np.stack([left, right]).T.astype(np.float32), SR, subtype="PCM_16")
         paths.append(p)
+    for i in range(2, n):
+        p = folder / f"clip{i:04d}.wav"
+        shutil.copyfile(paths[i % 2], p)
+        paths.append(p)
     return paths
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the store builder's workers)."""
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def timed(fn, repeats: int) -> float:
@@ -63,96 +93,154 @@ def timed(fn, repeats: int) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=720.0, help="audio per measurement (30 s clips)")
+    ap.add_argument("--seconds", type=float, default=1440.0, help="audio per measurement (distinct 30 s files)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--sources", type=int, default=8, help="sources of the multi-source architectures")
-    ap.add_argument("--archs", default=",".join(ARCH_IDS))
+    ap.add_argument("--archs", default="ss_r,ms_cr@6")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--precision", default="fp32", help="fp32 | bf16 | auto")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+    ap.add_argument("--store-workers", type=int, default=None, help="processes of a build-first store build (default: cores)")
+    ap.add_argument("--build-first", action="store_true",
+                    help="also time the other cold path: build the whole target store first, then extract")
+    ap.add_argument("--baselines", action="store_true", help="also time MFCC and Choi (their own front ends)")
     ap.add_argument("--choi", default=str(Path(__file__).resolve().parents[2] / "shared" / "reference" / "choi2017"
                                           / "keras2_model" / "model_best.hdf5"))
     args = ap.parse_args()
 
     from mtdtl.device import set_num_threads
-    from mtdtl.features import ModelExtractor, get_extractor
+    from mtdtl.features import ModelExtractor, extract_dataset, get_extractor
 
-    threads = set_num_threads(args.threads)
-    a = torch.randn(1024, 1024)
-    peak = 2 * 1024 ** 3 / timed(lambda: a @ a, 5) / 1e9
-    n_clips = max(1, int(round(args.seconds / CLIP_S)))
+    logging.getLogger("mtdtl").setLevel(logging.WARNING)
+    set_num_threads(args.threads)
+    info = machine(args.device)
+    print_machine(info)
+    n_clips = max(2, round(args.seconds / CLIP_S))
     audio_s = n_clips * CLIP_S
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
-    distinct = write_clips(tmp, 2)
-    paths = [distinct[i % 2] for i in range(n_clips)]
-    print(f"torch {torch.__version__}, {threads} CPU threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
-          f"{n_clips} clips x 30 s = {audio_s:.0f} s of audio per measurement, median of {args.repeats}")
-    print(f"fp32 matmul now: {peak:.0f} GFLOP/s (a quiet 2-core machine: ~184; lower means contention)")
+    (tmp / "audio").mkdir()
+    paths = write_clips(tmp / "audio", n_clips)
+    tracks = pd.DataFrame({"track_id": [p.stem for p in paths], "path": [str(p) for p in paths]})
+    slices_per_clip = (1 + int(CLIP_S * SR) // 256) // CROP_FRAMES
+    n_slices = n_clips * slices_per_clip
+    print(f"# {n_clips} distinct files x 30 s = {audio_s:.0f} s of audio ({n_slices} slices) per measurement; "
+          f"batch {args.batch_size}; precision {args.precision}; best of {args.repeats} interleaved repeats")
 
-    # Build every extractor first, then interleave the repeats across architectures, so that
-    # contention from other jobs hits them alike; report the best (least disturbed) and the
-    # median repeat.
+    runs = {"n": 0}
+
+    def fresh(name: str) -> Path:
+        runs["n"] += 1
+        return tmp / f"{name}-{runs['n']}"
+
+    def build_first(ex, root: Path, cache: Path):
+        """The other cold path: build the whole store first (worker processes), then extract from it."""
+        from mtdtl.store.targets import ensure_target_store
+
+        ensure_target_store(tracks, dataset="bench", front_end=ex.front_end, root=root, workers=args.store_workers,
+                            progress=False)
+        return extract_dataset(ex, tracks, dataset="bench", cache_dir=cache, target_store=root, progress=False)
+
     exs = {}
     for arch in [a for a in args.archs.split(",") if a]:
         sources = ["self"] if arch == "ss_r" else list(SOURCE_NAMES[: args.sources])
         ex = get_extractor(f"rand:{arch}:{','.join(sources)}", scaler=(np.full(128, -40.0), np.full(128, 20.0)),
-                           batch_size=args.batch_size, device=args.device)
+                           batch_size=args.batch_size, device=args.device, precision=args.precision)
         assert isinstance(ex, ModelExtractor)
-        ys = [ex._load(p) for p in distinct]
+        ys = [ex._load(p) for p in paths[:2]]
         S = torch.cat([ex.slices(y) for y in ys])
         S = S.repeat(-(-args.batch_size // S.shape[0]), 1, 1, 1)[: args.batch_size]
-        jobs = {"all": lambda ex=ex: [v for _, v in ex.extract_many(paths)],
-                "net": lambda ex=ex, S=S: ex.slice_features(S).cpu(),
-                "front": lambda ex=ex, ys=ys: [ex.slices(y) for y in ys]}
+        warm_root = fresh("warm-stores")
+
+        def sync(ex=ex):
+            if ex.device.type == "cuda":
+                torch.cuda.synchronize(ex.device)
+
+        jobs = {
+            "net": lambda ex=ex, S=S: (ex.slice_features(S).cpu(), sync()),
+            "warm": lambda ex=ex, r=warm_root: extract_dataset(ex, tracks, dataset="bench", cache_dir=fresh("c"),
+                                                               target_store=r, progress=False),
+            "cold": lambda ex=ex: extract_dataset(ex, tracks, dataset="bench", cache_dir=fresh("c"),
+                                                  target_store=fresh("cold-stores"), progress=False,
+                                                  store_workers=args.store_workers),
+            "direct": lambda ex=ex: extract_dataset(ex, tracks, dataset="bench", cache_dir=fresh("c"),
+                                                    target_store=False, progress=False),
+            "build1st": lambda ex=ex: build_first(ex, fresh("bf-stores"), fresh("c")),
+            "front": lambda ex=ex, ys=ys: ([ex.slices(y) for y in ys], sync()),
+        }
+        if not args.build_first:
+            del jobs["build1st"]
         for f in jobs.values():
-            f()  # warm-up (and the one-off tracing of the optimised network)
-        exs[arch] = (ex, len(sources), jobs, {k: [] for k in jobs})
+            f()  # warm-up: tracing of the optimised network; builds the warm store
+        exs[arch] = (ex, len(sources), jobs, {k: [] for k in jobs}, {k: [] for k in jobs})
     for _ in range(args.repeats):
-        for _, _, jobs, times in exs.values():
+        for _, _, jobs, times, cpus in exs.values():
             for k, f in jobs.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), _cpu_seconds()
                 f()
                 times[k].append(time.perf_counter() - t0)
+                cpus[k].append(_cpu_seconds() - c0)
         print(".", end="", flush=True)
     print()
-    work = {"all": audio_s, "net": args.batch_size * 2.5, "front": 2 * CLIP_S}  # seconds of audio per job
-    rows = []
-    for ex, m, _, times in exs.values():
-        best = {k: work[k] / min(v) for k, v in times.items()}
-        med = {k: work[k] / statistics.median(v) for k, v in times.items()}
-        name = ex.name.replace("rand:", "")
-        rows.append((name, m, ex.dim, best["all"], med["all"], best["net"] / 2.5, best["net"], best["front"]))
+    slices = {"net": args.batch_size, "warm": n_slices, "cold": n_slices, "direct": n_slices, "build1st": n_slices,
+              "front": 2 * slices_per_clip}
 
-    base = []
-    ex = get_extractor("mfcc")
-    base.append(("mfcc", 2 * CLIP_S / timed(lambda: [v for _, v in ex.extract_many(distinct)], args.repeats)))
-    if Path(args.choi).is_file():
-        ex = get_extractor(f"choi:{args.choi}", device=args.device)
-        base.append(("choi (first 29 s of each 30 s clip)",
-                     2 * CLIP_S / timed(lambda: [v for _, v in ex.extract_many(distinct)], args.repeats)))
+    rows, cpu_rows = [], []
+    for arch, (ex, m, _, times, cpus) in exs.items():
+        best = {k: slices[k] / min(v) for k, v in times.items()}  # slices/s
+        med = {k: slices[k] / statistics.median(v) for k, v in times.items()}
+        rows.append((arch, m, ex.dim, best, med))
+        cpu_rows.append((arch, {k: slices[k] / statistics.median(v) for k, v in cpus.items()}))  # slices per CPU s
 
-    print()
-    print("x real time (best repeat; median in brackets). end-to-end: decode + mel + network + mean||std over "
-          f"the clip list; net: one batch of {args.batch_size} slices; front end: mel + slicing, decode excluded")
-    print(f"{'representation':52s} {'m':>2s} {'dim':>5s} {'end-to-end':>18s} {'net slices/s':>13s} "
-          f"{'net':>7s} {'front end':>10s}")
-    for name, m, dim, rt, rt_med, sps, net_rt, fe_rt in rows:
-        print(f"{name[:52]:52s} {m:2d} {dim:5d} {rt:8.0f}x [{rt_med:6.0f}x] {sps:13.0f} {net_rt:6.0f}x {fe_rt:9.0f}x")
-    for name, rt in base:
-        print(f"{name:52s} {'':2s} {'':5s} {rt:8.0f}x")
-    ssr = [r for r in rows if r[0].startswith("ss_r")]
-    if ssr:
-        ok = "meets" if ssr[0][3] >= 1000 else "MISSES"
-        print(f"\nSS-R end to end: {ssr[0][3]:.0f}x real time, best of {args.repeats} ({ok} the 1000x target on "
-              f"{threads} threads; fp32 matmul at {peak:.0f} GFLOP/s at the start)")
-    for p in distinct:
-        p.unlink()
-    tmp.rmdir()
+    print(f"\nratios to the network alone (slices/s / slices/s, best repeat; median in brackets); load now {load_now()}")
+    cols = ["warm", "cold", "direct"] + (["build1st"] if args.build_first else [])
+    print(f"{'arch':10s} {'m':>2s} {'dim':>5s} " + " ".join(f"{k + '/net':>16s}" for k in cols) + f" {'front end/net':>14s}")
+    for arch, m, dim, best, med in rows:
+        r = {k: (best[k] / best["net"], med[k] / med["net"]) for k in best}
+        print(f"{arch:10s} {m:2d} {dim:5d} " + " ".join(
+            f"{r[k][0]:7.2f} [{r[k][1]:5.2f}]" for k in cols) + f" {r['front'][0]:14.2f}")
+    print("cold: the first representation, writing the target store as it extracts; direct: no target store; "
+          "build1st: building the store first, then extracting")
+    print("\nCPU-time ratios (slices per CPU second, this process and its store-building children, medians): "
+          "what the ratio would be with the cores to ourselves; less disturbed by other jobs than wall clock")
+    print(f"{'arch':10s} " + " ".join(f"{k + '/net':>12s}" for k in cols) + f" {'front end/net':>14s}")
+    for arch, c in cpu_rows:
+        print(f"{arch:10s} " + " ".join(f"{c[k] / c['net']:12.2f}" for k in cols) + f" {c['front'] / c['net']:14.2f}")
+    print("\nabsolute (best repeat): slices/s and x real time (2.5 s of audio per slice; 30 s per file)")
+    print(f"{'arch':10s} " + " ".join(f"{k:>16s}" for k in ["net"] + cols + ["front end"]))
+    for arch, m, dim, best, med in rows:
+        cells = []
+        for k in ["net"] + cols + ["front"]:
+            rt = best[k] * (audio_s / n_slices if k in cols else 2.5)
+            cells.append(f"{best[k]:6.0f} {rt:7.0f}x")
+        print(f"{arch:10s} " + " ".join(f"{c:>16s}" for c in cells))
+
+    if args.baselines:
+        base = []
+        ex = get_extractor("mfcc")
+        two = paths[:2]
+        base.append(("mfcc", 2 * CLIP_S / timed(lambda: [v for _, v in ex.extract_many(two)], args.repeats)))
+        if Path(args.choi).is_file():
+            ex = get_extractor(f"choi:{args.choi}", device=args.device)
+            base.append(("choi (first 29 s)", 2 * CLIP_S / timed(lambda: [v for _, v in ex.extract_many(two)],
+                                                                  args.repeats)))
+        print("\nbaselines (their own front ends; no target store): x real time, best repeat")
+        for name, rt in base:
+            print(f"  {name:20s} {rt:8.0f}x")
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    warm = {a: b["warm"] / b["net"] for a, _, _, b, _ in rows}
+    cold = {a: b["cold"] / b["net"] for a, _, _, b, _ in rows}
+    ok_w, ok_c = all(v >= TARGET_WARM for v in warm.values()), all(v >= TARGET_COLD for v in cold.values())
+    fmt = lambda d: ", ".join(f"{a} {v:.2f}" for a, v in d.items())  # noqa: E731
+    print(f"\ntargets: warm >= {TARGET_WARM} {'MET' if ok_w else 'NOT MET'} ({fmt(warm)}); cold >= {TARGET_COLD} "
+          f"{'MET' if ok_c else 'NOT MET'} ({fmt(cold)}); {info.get('gpu', info['cpu'])}, {info['cores']} cores, "
+          f"{args.threads} threads, load {load_now()}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import time
 import numpy as np
 import torch
 
+from _machine import load_now, machine, print_machine
+
 
 def synthetic_clips(n: int, *, seconds: float = 30.0, sr: int = 22050, seed: int = 0) -> list[np.ndarray]:
     """Stereo clips: a chirp and a harmonic tone over noise and clicks, different per channel."""
@@ -59,6 +61,8 @@ def main() -> None:
     import librosa
 
     from mtdtl.audio import FrontEnd, MelSpectrogramDB, mel_db
+
+    info = machine()
 
     fe = FrontEnd()
     clips = synthetic_clips(args.clips)
@@ -101,19 +105,20 @@ def main() -> None:
             times[k].append(time.perf_counter() - t0)
             cpu[k].append(time.process_time() - c0)
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{args.clips} x 30 s stereo clips at {fe.sr} Hz, {args.repeats} repeats, torch threads {torch.get_num_threads()}, "
-          f"cores {os.cpu_count()}, load average {load:.1f}")
+    print_machine(info)
+    print(f"# {args.clips} x 30 s stereo clips at {fe.sr} Hz, median of {args.repeats} interleaved repeats, "
+          f"torch threads {torch.get_num_threads()}, load now {load_now()}")
     lib_rate = args.clips / float(np.median(times["librosa"]))
     lib_cpu = float(np.median(cpu["librosa"])) / args.clips
-    print(f"{'method':32s} {'clips/s':>9s} {'x librosa':>10s} {'CPU ms/clip':>12s} {'x librosa':>10s} {'max |dB diff|':>14s}")
+    print(f"{'method':32s} {'x librosa (CPU time)':>20s} {'x librosa (wall)':>16s} | {'CPU ms/clip':>11s} "
+          f"{'clips/s':>8s} {'max |dB diff|':>14s}")
     for k in methods:
         rate = args.clips / float(np.median(times[k]))
         c = float(np.median(cpu[k])) / args.clips
         diff = max(float(np.max(np.abs(a - b))) for a, b in zip(outs[k], ref))
-        print(f"{k:32s} {rate:9.1f} {rate / lib_rate:10.2f} {c * 1e3:12.1f} {lib_cpu / c:10.2f} {diff:14.2e}")
-    print("clips/s: wall clock (all threads); CPU ms/clip: process CPU time, the per-core cost, robust to other jobs "
-          "on a shared machine (meaningless for CUDA rows)")
+        print(f"{k:32s} {lib_cpu / c:20.2f} {rate / lib_rate:16.2f} | {c * 1e3:11.1f} {rate:8.1f} {diff:14.2e}")
+    print("x librosa (CPU time): per-core speed ratio from process CPU time, robust to other jobs on a shared machine "
+          "(meaningless for CUDA rows); wall: clips/s ratio with all threads. Ratios first, absolute figures after |")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,9 @@ if os.environ.get("THP_MEM_ALLOC_ENABLE") != "1" and __name__ == "__main__":
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import load_now, machine, print_machine  # noqa: E402
+
 from mtdtl.constants import ARCH_IDS, K, SOURCE_NAMES  # noqa: E402
 from mtdtl.device import cpu_has_bf16, device_summary, resolve_device, set_num_threads  # noqa: E402
 from mtdtl.models import build_model, forward_flops  # noqa: E402
@@ -213,6 +216,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     native_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
     modes = {"off": [False], "on": [True], "both": [False, True], "auto": [False] + ([True] if native_bf16 else [])}[args.bf16]
+    print_machine(machine(device))
     info = device_summary(device, bf16=native_bf16, channels_last=True)
     print(f"# device: {info}")
 
@@ -238,16 +242,17 @@ def main(argv=None) -> int:
 
     results = []
     cpu = device.type == "cpu"
-    print(f"\n{'arch':10s} {'bf16':5s} {'step s':>8s} {'samples/s':>10s} {'GFLOP/s':>9s} {'% fp32 peak':>11s}"
-          + (f" | {'CPU-time estimate: samples/s':>28s} {'% peak':>7s}" if cpu else ""))
+    print(f"\nratio to the fp32 matmul peak measured in this run first, then absolute (load now {load_now()})")
+    print(f"{'arch':10s} {'bf16':5s} {'% fp32 peak':>11s} {'step s':>8s} {'samples/s':>10s} {'GFLOP/s':>9s}"
+          + (f" | {'CPU-time estimate: % peak':>25s} {'samples/s':>10s}" if cpu else ""))
     for r in measured:
         arch = r["arch"]
         r["pct_fp32_peak"] = 100 * r["gflops_per_s"] / peak32
-        line = (f"{arch:10s} {str(r['bf16']):5s} {r['step_s']:8.3f} {r['samples_per_s']:10.1f} "
-                f"{r['gflops_per_s']:9.1f} {r['pct_fp32_peak']:10.1f}%")
+        line = (f"{arch:10s} {str(r['bf16']):5s} {r['pct_fp32_peak']:10.1f}% {r['step_s']:8.3f} "
+                f"{r['samples_per_s']:10.1f} {r['gflops_per_s']:9.1f}")
         if cpu:
             r["pct_fp32_peak_cpu_est"] = 100 * r["gflops_per_s_cpu_est"] / peak32_cpu
-            line += f" | {r['samples_per_s_cpu_est']:28.1f} {r['pct_fp32_peak_cpu_est']:6.1f}%"
+            line += f" | {r['pct_fp32_peak_cpu_est']:24.1f}% {r['samples_per_s_cpu_est']:10.1f}"
         results.append(r)
         print(line)
 
@@ -259,8 +264,8 @@ def main(argv=None) -> int:
     for key in ("inline", f"threads_{loader_threads}"):
         if key in pipe:
             v = pipe[key]
-            print(f"  {key:10s} {v['batches_per_s']:8.2f} batches/s = {v['samples_per_s']:9.1f} samples/s "
-                  f"({v['samples_per_s'] / best_step:5.1f}x the fastest training step)")
+            print(f"  {key:10s} {v['samples_per_s'] / best_step:5.1f}x the fastest training step: "
+                  f"{v['batches_per_s']:8.2f} batches/s = {v['samples_per_s']:9.1f} samples/s")
 
     fast = {}  # fastest setting per architecture (on the CPU: the load-independent estimate)
     for r in results:

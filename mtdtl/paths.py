@@ -7,6 +7,7 @@ The data directory is ``$MTDTL_DATA_DIR`` when set, otherwise ``~/.cache/mtdtl``
       stores/<name>/           spectrogram stores with reduced labels (named after their corpus)
       runs/<store>/<run id>/   training runs (mtdtl.runs.RunSpec.folder), with evaluate/ inside
       features/                the feature cache of every representation and target dataset
+      target_stores/<dataset>-<front end>/   target spectrograms computed once, shared by every representation
 
 Every function that reads or writes data also takes an explicit path, so nothing depends on
 the current working directory.
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 
 __all__ = ["data_dir", "corpora_dir", "stores_dir", "runs_dir", "features_dir", "demo_corpus_dir",
-           "demo_store_dir", "store_name"]
+           "demo_store_dir", "store_name", "target_stores_dir"]
 
 
 def data_dir() -> Path:
@@ -40,6 +41,11 @@ def stores_dir() -> Path:
 def features_dir() -> Path:
     """Default feature cache (one folder per representation and target dataset)."""
     return data_dir() / "features"
+
+
+def target_stores_dir() -> Path:
+    """Default parent folder of target spectrogram stores (one per target dataset and front end)."""
+    return data_dir() / "target_stores"
 
 
 def store_name(store: str | os.PathLike | None) -> str:

@@ -195,7 +195,8 @@ def _audio_key(target) -> str:
 def evaluate_transfer(representations: Sequence[Representation], targets: Sequence[Any], *,
                       results: str | Path, repetitions: int = 5, seed: int = 0,
                       cache_dir: str | Path | None = None, progress: bool = True,
-                      extractor_kwargs: Mapping[str, Any] | None = None, options=None) -> pd.DataFrame:
+                      extractor_kwargs: Mapping[str, Any] | None = None, options=None,
+                      target_store: Any = None) -> pd.DataFrame:
     """Evaluate every representation on every target and append the rows to ``results``.
 
     Parameters
@@ -214,6 +215,11 @@ def evaluate_transfer(representations: Sequence[Representation], targets: Sequen
         The evaluation protocol (default: the paper's, :data:`~mtdtl.evaluation.protocol.PAPER`);
         its id goes into every row's ``protocol`` column, and rows of another protocol are not
         taken as this one's.
+    target_store : bool, path or None
+        Target spectrogram stores (:mod:`mtdtl.store.targets`): each target audio set's dB mel
+        is computed once per front end and read by every network representation. ``None``
+        (default): on, under ``<data dir>/target_stores``; a path: their parent folder;
+        ``False``: off (:func:`mtdtl.features.extract_dataset`).
 
     Returns
     -------
@@ -249,7 +255,8 @@ def evaluate_transfer(representations: Sequence[Representation], targets: Sequen
                 continue
             tracks = (pd.concat([t.tracks[["track_id", "path"]] for t in group])
                       .drop_duplicates("track_id").reset_index(drop=True))
-            fs = extract_dataset(extractor, tracks, dataset=key, cache_dir=cache_dir, progress=progress)
+            fs = extract_dataset(extractor, tracks, dataset=key, cache_dir=cache_dir, progress=progress,
+                                 target_store=target_store)
             if len(fs.skipped):
                 log.warning("%s on %s: %d unreadable files skipped", rep.name, key, len(fs.skipped))
             feats = pd.DataFrame(fs.X, index=pd.Index(fs.track_ids.astype(str), name="track_id"))

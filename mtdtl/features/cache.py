@@ -72,7 +72,7 @@ def load_cached(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir: Any = None,
                     front_end: Any = None, progress: bool = True, flush_every: int = 256,
-                    **kw) -> FeatureSet:
+                    target_store: Any = None, store_workers: int | None = None, **kw) -> FeatureSet:
     """Features of every track of a dataset, cached on disk and resumable.
 
     Parameters
@@ -94,6 +94,16 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
         tqdm bar.
     flush_every : int
         Tracks per part file (what an interruption can lose at most).
+    target_store : bool, path or None
+        Read the dB mel of the tracks from the dataset's target store
+        (:mod:`mtdtl.store.targets`), building or extending it first when tracks to extract are
+        missing from it, so that every representation with the same front end shares one
+        computation of the spectrograms. ``None`` (default) or ``True``: for network
+        representations (:class:`~mtdtl.features.ModelExtractor`; MFCC and Choi have their own
+        front ends and never use it), under :func:`mtdtl.store.targets.target_stores_dir`; a
+        path: the parent folder of target stores; ``False``: compute spectrograms directly.
+    store_workers : int, optional
+        Worker processes of a target-store build (``None``: every core).
     **kw
         Passed to :func:`get_extractor` (``batch_size``, ``device``, ...).
 
@@ -123,6 +133,7 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
 
     folder = _cache_dir(cache_dir, dataset, ex)
     make_out_dir(folder / "parts", what="feature cache folder")
+    use_store = _uses_target_store(ex, target_store)
     desc = {**ex.describe(), "dataset": dataset}
     meta_path = folder / "meta.json"
     if meta_path.is_file():
@@ -139,6 +150,18 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
     log.info("%s on %s: %d tracks cached, %d to extract (%s)", ex.name, dataset, len(ids) - len(todo), len(todo), folder)
 
     skipped_rows: list[dict] = []
+    items: list = [paths[i] for i in todo]
+    session = None
+    if todo and use_store:
+        from mtdtl.store.targets import open_target_store
+
+        root = None if isinstance(target_store, bool) or target_store is None else target_store
+        session = open_target_store(pd.DataFrame({"track_id": ids[todo], "path": paths[todo]}), dataset=dataset,
+                                    front_end=ex.front_end, root=root, workers=store_workers, progress=progress,
+                                    max_seconds_in_memory=float(getattr(ex, "max_seconds_in_memory", 600.0)))
+        items = session.items()
+        log.info("%s on %s: %d of %d tracks read from the target store %s, %d computed and written to it",
+                 ex.name, dataset, session.n_stored, len(todo), session.folder, session.n_write_through)
     if todo:
         new_ids: list[str] = []
         new_X: list[np.ndarray] = []
@@ -153,7 +176,7 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
                               track_ids=np.asarray(new_ids, dtype=str), X=X)
                 new_ids, new_X, t_last = [], [], time.time()
 
-        for j, v in ex.extract_many([paths[i] for i in todo], progress=progress):
+        for j, v in ex.extract_many(items, progress=progress):
             i = todo[j]
             if isinstance(v, UnreadableAudio):
                 log.warning("skipped %s (%s): %s", ids[i], paths[i], v)
@@ -167,6 +190,8 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
             if len(new_ids) >= flush_every or time.time() - t_last > 120:
                 write_part()
         write_part()
+        if session is not None:  # what the extraction computed goes into the target store
+            session.finish(workers=store_workers, progress=progress)
         # consolidate: one file with every row, then drop the parts
         all_ids, all_X = load_cached(folder)
         parts = sorted((folder / "parts").glob("*.npz"))
@@ -183,3 +208,12 @@ def extract_dataset(representation: Any, tracks: Any, *, dataset: str, cache_dir
     X = done_X[[row[t] for t in keep]] if keep else np.zeros((0, ex.dim), np.float32)
     _check_finite(X, keep, ex.name)
     return FeatureSet(np.asarray(keep, dtype=str), X, skipped)
+
+
+def _uses_target_store(ex: Extractor, target_store: Any) -> bool:
+    """Whether ``ex`` reads spectrograms from a target store (network extractors, unless switched off)."""
+    from mtdtl.features.model import ModelExtractor
+
+    if target_store is False:
+        return False
+    return isinstance(ex, ModelExtractor) and ex.front_end is not None

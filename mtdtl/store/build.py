@@ -58,23 +58,45 @@ def _compute_clip(track_id: str, path: str, abspath: str, chunk: str, fe_dict: d
         if is_silent(y):
             raise MtdtlError(f"audio is silent (peak below -80 dBFS): {p}")
         S = mel_db(y, front_end=fe)  # (2, T, n_mels)
-        n_audio = S.shape[1]
-        S = pad_to_min_frames(S, front_end=fe)
-        S = np.ascontiguousarray(S.transpose(1, 0, 2)).astype(dtype)  # (T, 2, n_mels)
-        real = S[:n_audio].astype(np.float64)
-        s = real.sum(axis=(0, 1))
-        ss = np.square(real).sum(axis=(0, 1))
     except MtdtlError as e:
         return {"track_id": track_id, "status": "skipped", "reason": str(e)}
     except Exception as e:  # anything a decoder throws that load_audio did not wrap
         return {"track_id": track_id, "status": "skipped", "reason": f"{type(e).__name__}: {e} ({p})"}
-    meta = {"track_id": track_id, "path": path, "n_frames": int(S.shape[0]), "n_frames_audio": int(n_audio),
-            "duration_s": float(y.shape[1]) / fe.sr, "source_size": size, "source_mtime_ns": mtime}
-    c = Path(chunk)
-    with atomic_path(c) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, S=S, s=s, ss=ss, meta=np.str_(json.dumps(meta)))
+    _, meta = write_chunk(chunk, S, track_id=track_id, path=path, n_samples=int(y.shape[1]), front_end=fe,
+                          dtype=dtype, source_stat=(size, mtime))
     return {"track_id": track_id, "status": "computed", **meta}
+
+
+def chunk_arrays(S: np.ndarray, *, front_end: FrontEnd, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a clip's chunk holds: ``(T, s, ss)``.
+
+    ``S`` : raw dB ``(2, n_frames, n_mels)`` as :func:`mtdtl.audio.mel_db` returns it (unpadded).
+    ``T`` : ``(n_frames', 2, n_mels)`` in ``dtype``, padded to one crop (the short-clip policy);
+    ``s``, ``ss`` : per-band sum and sum of squares (float64) over the real frames of ``T``.
+    """
+    n_audio = S.shape[1]
+    T = np.ascontiguousarray(pad_to_min_frames(np.asarray(S, dtype=np.float32), front_end=front_end)
+                             .transpose(1, 0, 2)).astype(dtype)
+    real = T[:n_audio].astype(np.float64)
+    return T, real.sum(axis=(0, 1)), np.square(real).sum(axis=(0, 1))
+
+
+def write_chunk(chunk: str | os.PathLike, S: np.ndarray, *, track_id: str, path: str, n_samples: int,
+                front_end: FrontEnd, dtype: str, source_stat: tuple[int, int]) -> tuple[np.ndarray, dict]:
+    """Write one clip's chunk file atomically (what a build's step 1 writes; see the package docstring).
+
+    Used by the builder's workers and by feature extraction writing a target store through
+    (:mod:`mtdtl.store.targets`). Returns the stored array ``(n_frames, 2, n_mels)`` in ``dtype``
+    and the chunk's metadata.
+    """
+    T, s, ss = chunk_arrays(S, front_end=front_end, dtype=dtype)
+    meta = {"track_id": str(track_id), "path": str(path), "n_frames": int(T.shape[0]), "n_frames_audio": int(S.shape[1]),
+            "duration_s": float(n_samples) / front_end.sr, "source_size": int(source_stat[0]),
+            "source_mtime_ns": int(source_stat[1])}
+    with atomic_path(Path(chunk)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, S=T, s=s, ss=ss, meta=np.str_(json.dumps(meta)))
+    return T, meta
 
 
 def _read_chunk_meta(chunk: Path) -> dict | None:
