@@ -365,6 +365,135 @@ summary
 
 
 
+NB["04_design"] = [
+    md("""
+# 04 · Design: which runs to train (Algorithm 2, the alias matrix, the cost)
+
+Kim et al. (2019), Section 4.3. The study cannot train every combination of architecture and
+learning sources (5 multi-source architectures x 246 source subsets = 1,230 candidates with the
+8 sources), so it trains them in three phases: SS-R on each source alone (phase 1), each
+multi-source architecture with all sources (phase 2), and runs chosen one at a time by
+Algorithm 2 (phase 3): the candidate that keeps the design most balanced over the architecture,
+the number of sources and each source's presence, then the least aliased among main effects,
+then one at random.
+
+This notebook generates (or imports) such a design, shows its balance and its alias matrix
+(Figure 7), compares it with the authors' released design, shows what it would cost on this
+machine, and writes a sweep file that `mtdtl sweep run` executes (it runs the sweep itself only
+when `run_sweep` is set).
+"""),
+    code("""
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+
+from mtdtl.constants import SOURCE_NAMES
+from mtdtl.design import design_metrics, released_design, replay
+from mtdtl.plots import save_figure
+from mtdtl.plots.design import alias_heatmap
+from mtdtl.report import setup_notebook
+from mtdtl.sweep import load_sweep, run_sweep, sweep_from_design, sweep_plan
+"""),
+    params("""
+budget: int = 352  # phase-3 runs chosen by Algorithm 2 (the paper trained 352)
+seed: int = 0  # seed of Algorithm 2's random pick
+repetitions: str = "6,5"  # phase-1 SS-R runs per source, phase-2 runs per architecture with all sources (the paper's)
+sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist"  # the design's learning sources
+design: str = ""  # a design file to import (mtdtl's format or the authors' released CSV); empty: generate
+template: str = "paper"  # the sweep whose data, training and evaluation settings are kept: paper, debug or a .toml
+sweep_out: str = ""  # the sweep file to write; empty: papermill_runs/design-b<budget>-seed<seed>.toml beside the template
+calibrate: bool = True  # measure a few training steps here to project the sweep's wall time
+run: bool = False  # run the sweep now (resumable; otherwise: mtdtl sweep run <file>)
+out_dir: str = ""  # figures and tables; empty: the sweep's output folder
+log_level: str = "INFO"  # WARNING, INFO, DETAIL or DEBUG
+"""),
+    code("setup_notebook(log_level)"),
+    md("## The design, and the sweep file that runs it"),
+    code("""
+src = [s.strip() for s in sources.split(",") if s.strip()]
+sweep_file = sweep_from_design(budget=budget, seed=seed, repetitions=repetitions, sources=src, design=design,
+                               template=template, out=sweep_out or None)
+sweep = load_sweep(sweep_file)
+d = sweep.design()  # exactly the runs `mtdtl sweep run` will train
+out = Path(out_dir) if out_dir else sweep.out / "design"
+out.mkdir(parents=True, exist_ok=True)
+print(d)
+print(f"sweep file: {sweep_file}")
+display(d.summary())
+"""),
+    md("""
+### Balance of the phase-3 runs
+
+Per factor: how many levels, how many are exhausted (every candidate at that level already
+chosen), and the spread of the counts over the others. Algorithm 2 keeps the largest spread
+(the design's unbalance) as small as it can at every step.
+"""),
+    code("""
+display(d.unbalance_table())
+trace = replay(d)
+print(f"steps at which the chosen run had the least unbalance available: "
+      f"{int((trace['unbalance'] == trace['min_unbalance']).sum())} of {len(trace)}")
+"""),
+    md("""
+### The alias matrix among main effects (Figure 7)
+
+The correlation of every pair of level indicators over the phase-3 runs: 0 means the two
+effects can be estimated independently, 1 that they cannot be told apart.
+"""),
+    code("""
+fig = alias_heatmap(d)
+save_figure(fig, out / "figures" / "fig7_alias_matrix")
+fig
+"""),
+    md("""
+### Beside the authors' design
+
+The authors' released design (600 phase-3 runs in generation order, of which the study trained
+the first 352), cut at the same budget: unbalance and aliasing side by side, and its alias
+matrix. Comparable only when the design uses the paper's 8 sources; otherwise the authors'
+design is shown as the study ran it.
+"""),
+    code("""
+same = tuple(d.sources) == tuple(SOURCE_NAMES)
+n_released = len(released_design(budget=None).phase3)
+theirs = released_design(budget=min(budget, n_released) if same else 352)
+metrics = {"this design": design_metrics(d)}
+if same:
+    metrics["authors' design"] = design_metrics(theirs)
+else:
+    print(f"this design has other sources than the paper's 8: no side-by-side; below, the authors' design "
+          f"as the study ran it (352 phase-3 runs), for reference")
+compare = pd.DataFrame(metrics)
+display(compare)
+fig = alias_heatmap(theirs)
+save_figure(fig, out / "figures" / "fig7_alias_matrix_authors")
+display(fig)
+compare.to_csv(out / "design_metrics.csv")
+_ = d.to_csv(out / "design.csv")
+"""),
+    md("""
+## The cost, before anything runs
+
+Runs, model-epochs and training samples from the store, and the projected wall time on this
+machine from a few measured training steps of every architecture (with finished runs of this
+sweep, their measured times instead). The last lines project the paper's full study.
+"""),
+    code("""
+plan = sweep_plan(sweep, calibrate_here=calibrate)
+print(plan.report())
+plan.runs.to_csv(out / "plan.csv", index=False)
+"""),
+    code("""
+if run:
+    report = run_sweep(sweep)
+    print(report.report())
+else:
+    print(f"to run it: mtdtl sweep run {sweep_file}   (resumable; mtdtl sweep status {sweep_file} while it runs)")
+"""),
+]
+
+
 NB["05_analysis"] = [
     md("""
 # 05 · Analysis: the paper's statistics and Figures 8-15 from a results table

@@ -56,3 +56,17 @@ def _isolated_data_dir(tmp_path_factory):
 
 def pytest_configure(config):
     os.environ.setdefault("MTDTL_NUM_THREADS", "2")
+
+
+@pytest.fixture(autouse=True)
+def _restore_mtdtl_logging():
+    """A test that calls ``setup_logging`` (the CLI's ``-q``, a notebook helper) must not leave
+    the ``mtdtl`` logger at WARNING for the tests after it (their ``caplog`` would see nothing)."""
+    import logging
+
+    logger = logging.getLogger("mtdtl")
+    level, handlers, propagate = logger.level, list(logger.handlers), logger.propagate
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+    logger.propagate = propagate

@@ -220,3 +220,24 @@ def test_06_explain(trained_run, tiny_corpus):
     assert not _errors(out)
     assert (d / "explain" / "figures" / "fig16_explain.png").is_file()
     assert (d / "explain" / "embedding.csv").is_file() and (d / "explain" / "top_topics.csv").is_file()
+
+
+def test_04_design(tmp_path):
+    """A small generated design over 4 sources on the debug template: balance, Figure 7, the
+    plan (with a 1-step calibration) and a sweep file that loads, in the folder asked for."""
+    from mtdtl.sweep import load_sweep
+
+    sweep_file = tmp_path / "design-small.toml"
+    out = run_notebook("04_design", tmp_path / "04.ipynb", progress=False,
+                       parameters={"budget": 4, "seed": 1, "repetitions": "1,1", "sources": "self,bpm,tag,lyrics",
+                                   "template": "debug", "sweep_out": str(sweep_file), "out_dir": str(tmp_path / "d")})
+    assert not _errors(out) and not _stderr(out)
+    assert _figure_cells_show_images(out) == 2  # this design's Figure 7 and the authors'
+    sweep = load_sweep(sweep_file)
+    assert len(sweep.design()) == 4 + 2 + 4 == len(sweep.runspecs())  # 4 SS-R, the 2 debug architectures, 4 chosen
+    assert sweep["train"]["width"] == "tiny"  # the template's settings kept
+    text = _text(out)
+    assert "projected wall time here" in text and "mtdtl sweep run" in text
+    assert (tmp_path / "d" / "figures" / "fig7_alias_matrix.png").is_file()
+    assert (tmp_path / "d" / "design.csv").is_file() and (tmp_path / "d" / "plan.csv").is_file()
+    assert "no side-by-side" in text  # 4 sources: not comparable with the authors' 8

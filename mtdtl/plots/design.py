@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from mtdtl.design import Design, alias_matrix
+from mtdtl.plots.base import new_figure
 
 __all__ = ["alias_heatmap"]
 
@@ -47,7 +48,6 @@ def alias_heatmap(design: Design, *, phases: Iterable[int] | None = (3,), includ
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     A = alias_matrix(design, phases=phases, include_n=include_n)
@@ -58,8 +58,9 @@ def alias_heatmap(design: Design, *, phases: Iterable[int] | None = (3,), includ
     between = absA[~same & (factors[:, None] != "n") & (factors[None, :] != "n")]  # the criterion's pairs
     worst = float(np.nanmax(between)) if np.isfinite(between).any() else 0.0
     k = len(labels)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(0.42 * k + 2.5, 0.42 * k + 1.5))
+    if ax is None:  # a bare Figure (not pyplot's): shown once where the notebook displays it
+        fig = new_figure(0.42 * k + 2.5, 0.42 * k + 1.5)
+        ax = fig.add_subplot()
     else:
         fig = ax.figure
     ax.imshow(np.where(same, 1.0, np.nan), cmap="Greys", vmin=0, vmax=4, aspect="equal",
@@ -79,5 +80,4 @@ def alias_heatmap(design: Design, *, phases: Iterable[int] | None = (3,), includ
     n_runs = len(design.runs) if phases is None else int(design.runs["phase"].isin(list(phases)).sum())
     ax.set_title(f"Aliasing among main effects ({which}, {n_runs} runs); max |alias| arch/sources {worst:.2f}",
                  fontsize=9)
-    fig.tight_layout()
     return fig
