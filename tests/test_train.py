@@ -333,7 +333,7 @@ def test_config_rejects_bad_values_clearly(kw, message):
 def test_config_values_and_identity():
     c = TrainConfig(arch="ss_r", sources="tag", epochs="3", max_steps=4.0, lr="1e-3", seed=np.int64(2))
     assert (c.epochs, c.max_steps, c.lr, c.seed) == (3, 4, 1e-3, 2) and type(c.seed) is int
-    assert c.precision == "auto" and c.kl_reduction == "batchmean"
+    assert c.precision == "fp32" and c.kl_reduction == "batchmean"  # the paper's arithmetic by default
     assert TrainConfig(arch="ss_r", sources="tag", bf16=True).precision == "bf16"
     assert TrainConfig(arch="ss_r", sources="tag", bf16="false").precision == "fp32"
     # a config saved by an older mtdtl (bf16, no precision, no kl_reduction) still reads

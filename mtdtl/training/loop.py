@@ -72,8 +72,8 @@ weights once before each checkpoint.
 
 Speed
 -----
-CUDA when present, else CPU (:mod:`mtdtl.device`). bf16 autocast (``precision="auto"``, the
-default) is on only where the hardware does bf16 natively; the precision used (``"fp32"`` or
+CUDA when present, else CPU (:mod:`mtdtl.device`). fp32 by default (the paper's); bf16
+autocast with ``precision="bf16"``, or ``precision="auto"`` where the hardware does bf16 natively; the precision used (``"fp32"`` or
 ``"bf16"``; ``"mixed"`` when sessions of one run differed) is recorded in ``model.json`` and
 ``metrics.json``. ``channels_last`` is on by default. On the CPU set
 ``THP_MEM_ALLOC_ENABLE=1`` before Python starts (``scripts/test.sh`` does) and choose
