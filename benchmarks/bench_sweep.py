@@ -41,6 +41,8 @@ if os.environ.get("THP_MEM_ALLOC_ENABLE") != "1" and __name__ == "__main__":
     os.execv(sys.executable, [sys.executable, *sys.argv])
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine, print_machine  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -163,7 +165,8 @@ def main(argv=None) -> int:
     ratio = sweep_wall / inproc["wall_s"] - 1
     ratio_cpu = sweep_cpu / inproc["cpu_s"] - 1 if sweep_cpu else None
     status = report.status.set_index("run")
-    print(f"# machine: {_cpu_model()}, {_cores()} cores; load average {load0[0]:.1f} at start, {load1[0]:.1f} at end")
+    print_machine(machine("cpu"))  # CPU model, cores, load, matmul peaks (measured now)
+    print(f"# load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end")
     print(f"sweep overhead: {100 * ratio:+.1f}% wall clock (sweep {sweep_wall:.0f} s vs in-process "
           f"{inproc['wall_s']:.0f} s; {n} runs of {args.sweep.name} on {w} worker(s) x {threads} thread(s); "
           f"{(sweep_wall - inproc['wall_s']) / n:.1f} s a run)"

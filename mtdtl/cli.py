@@ -3,7 +3,8 @@
 Subcommands (``mtdtl --help`` lists them):
 
 - ``mtdtl corpus demo``: build the embedded demo corpus and print its summary.
-- ``mtdtl demo``: the main job, the single-run walkthrough on the embedded corpus.
+- ``mtdtl study``: the main job, the whole study in miniature on the embedded corpus.
+- ``mtdtl demo``: the single-run walkthrough on the embedded corpus.
 - ``mtdtl extract CHECKPOINT AUDIO... -o features.npy``: representation features of audio files.
 - ``mtdtl sweep run|status|plan|collect FILE``: the study as a sweep (registered by mtdtl.sweep).
 
@@ -24,8 +25,9 @@ __all__ = ["main", "build_parser"]
 
 # Help texts are plain text (argparse prints them as they are): no reST markup here.
 DESCRIPTION = ("Multi-task deep transfer learning of music representations (Kim et al., 2019):\n"
-               "the demo corpus, the walkthrough and feature extraction.")
+               "the demo corpus, the study in miniature, the walkthrough, sweeps and feature extraction.")
 EPILOG = ("examples:\n"
+          "  mtdtl study -o papermill_runs/study          the study in miniature (main job, ~15 min on 2 CPU cores)\n"
           "  mtdtl demo -o papermill_runs/demo            the walkthrough (about 10 min on 2 CPU cores)\n"
           "  mtdtl demo --size tiny --epochs 1            a quick check (a few minutes)\n"
           "  mtdtl corpus demo --size small               build the demo corpus only\n"
@@ -100,6 +102,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from mtdtl.walkthrough import run_study
+
+    done = run_study(out_dir=args.out, sweep=args.sweep, budget=args.budget, seed=args.seed,
+                     bootstrap=args.bootstrap, workers=args.workers, progress=not args.quiet)
+    print(done.report())
+    return 0
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     from mtdtl.features import extract_files
 
@@ -154,7 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo_c.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     demo_c.set_defaults(func=_cmd_corpus_demo)
 
-    demo = sub.add_parser("demo", help="main job: corpus, preprocess, train, evaluate (papermill walkthrough)",
+    study = sub.add_parser("study", help="main job: the whole study in miniature (design, sweep, analysis, explain)",
+                           parents=[common],
+                           description="The study in miniature on the demo corpus: build the corpus, run "
+                                       "01_preprocess and 04_design, the sweep of every run of the design "
+                                       "(02_train + 03_evaluate each, on Dask) with the MFCC and Rand "
+                                       "baselines, then 05_analysis and 06_explain, all into one folder. "
+                                       "Run it again to resume.")
+    study.add_argument("-o", "--out", type=Path, default=Path("papermill_runs/study"),
+                       help="output folder (default: papermill_runs/study)")
+    study.add_argument("--sweep", default="debug",
+                       help="template sweep file (name in papermill_runs/ or a path; default: debug)")
+    study.add_argument("--budget", type=int, default=None, help="Algorithm 2's phase-3 runs (default: the template's)")
+    study.add_argument("--seed", type=int, default=None, help="Algorithm 2's seed (default: the template's)")
+    study.add_argument("--bootstrap", type=int, default=0,
+                       help="parametric-bootstrap refits in 05_analysis (default 0: t intervals)")
+    study.add_argument("--workers", type=int, default=None, help="Dask workers (default: sized to the machine)")
+    study.set_defaults(func=_cmd_study)
+
+    demo = sub.add_parser("demo", help="the single-run walkthrough: corpus, preprocess, train, evaluate",
                           parents=[common],
                           description="The walkthrough: build the demo corpus, run the notebooks 01_preprocess, "
                                       "02_train and 03_evaluate with papermill, write the executed notebooks "

@@ -164,6 +164,12 @@ def _postprocess(out_path: Path, *, html_copy: bool) -> None:
         log.warning("could not write the HTML copy of %s: %s", out_path, err)
 
 
+#: Arguments of every kernel started: its own log (e.g. the start-up warning about TCP transport
+#: on a local kernel, one line per kernel on the terminal) only from errors up; cell outputs,
+#: warnings included, are not affected.
+KERNEL_ARGUMENTS = ("--log-level=ERROR",)
+
+
 def run_notebook(name: str, out_path: str | Path, *, parameters: dict[str, Any] | None = None,
                  cwd: str | Path | None = None, progress: bool = True,
                  kernel_name: str = "python3", html: bool = True) -> Path:
@@ -202,7 +208,7 @@ def run_notebook(name: str, out_path: str | Path, *, parameters: dict[str, Any] 
     try:
         pm.execute_notebook(str(src), str(out_path), parameters=params, kernel_name=kernel_name,
                             cwd=str(cwd or out_path.parent), progress_bar=progress,
-                            log_output=False)
+                            log_output=False, extra_arguments=list(KERNEL_ARGUMENTS))
     except PapermillExecutionError as e:
         if out_path.is_file():
             _postprocess(out_path, html_copy=html)

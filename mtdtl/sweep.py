@@ -487,16 +487,23 @@ def sweeps_dir() -> Path:
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "papermill_runs"
 
 
+#: The sweep files shipped with the package (copies of the repository's papermill_runs/*.toml), so
+#: that ``mtdtl study`` and ``mtdtl sweep run debug`` work from a non-editable install too.
+PACKAGED_SWEEPS = Path(__file__).resolve().parent / "data" / "sweeps"
+
+
 def find_sweep(name_or_path: str | os.PathLike) -> Path:
-    """A sweep file by path, or by name in :func:`sweeps_dir` (``"debug"`` -> ``papermill_runs/debug.toml``)."""
+    """A sweep file by path, or by name in :func:`sweeps_dir` (``"debug"`` -> ``papermill_runs/debug.toml``),
+    else among the sweep files shipped with the package."""
     p = Path(name_or_path).expanduser()
     if p.is_file():
         return p.resolve()
     text = str(name_or_path)
     if os.sep not in text and not text.endswith(".toml"):
-        q = sweeps_dir() / f"{text}.toml"
-        if q.is_file():
-            return q.resolve()
+        for folder in (sweeps_dir(), PACKAGED_SWEEPS):
+            q = folder / f"{text}.toml"
+            if q.is_file():
+                return q.resolve()
     known = sorted(f.stem for f in sweeps_dir().glob("*.toml")) if sweeps_dir().is_dir() else []
     raise MtdtlError(f"sweep file {p} not found; give a path, or a name of {sweeps_dir()}: {', '.join(known) or 'none'}")
 
@@ -541,8 +548,10 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
             else:
                 out[key] = json.loads(json.dumps(spec.default))
         settings[section] = out
+    # a shipped sweep file writes under ./papermill_runs, never into the installed package
+    base = Path.cwd() / "papermill_runs" if file.parent == PACKAGED_SWEEPS else file.parent
     sweep = Sweep(file=file, name=settings[""]["name"] or file.stem,
-                  out=_resolve_path(settings[""]["out"] or file.stem, file.parent).resolve(),
+                  out=_resolve_path(settings[""]["out"] or file.stem, base).resolve(),
                   settings=settings, given=frozenset(given))
     _validate(sweep)
     return sweep
@@ -1469,7 +1478,14 @@ def collect_sweep(sweep_file: str | os.PathLike | Sweep) -> pd.DataFrame:
     sweep = sweep_file if isinstance(sweep_file, Sweep) else load_sweep(sweep_file)
     if not sweep.out.is_dir():
         raise MtdtlError(f"{sweep.out} does not exist yet: run the sweep first (mtdtl sweep run {sweep.file})")
-    return collect(sweep.out, out=sweep.results_path)
+    folders = [sweep.run_folder(spec) for spec in sweep.runspecs()]
+    others = sorted(set(p.name for p in sweep.runs_dir.glob("*") if p.is_dir()) - {f.name for f in folders}) \
+        if sweep.runs_dir.is_dir() else []
+    if others:
+        log.info("%d run folder(s) under %s are not runs of this design (an earlier design?): kept, not collected "
+                 "(e.g. %s)", len(others), sweep.runs_dir, others[0])
+    files = [f / "evaluate" / "results.csv" for f in folders] + [sweep.baselines_dir / "results.csv"]
+    return collect(sweep.out, out=sweep.results_path, files=files)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,12 @@
-"""The main job: the single-run walkthrough on the embedded demo corpus.
+"""The main jobs: the whole study in miniature, and the single-run walkthrough, on the demo corpus.
+
+``mtdtl study`` (:func:`run_study`, the README's main command) runs the paper's study in
+miniature: the demo corpus, ``01_preprocess``, ``04_design`` (Algorithm 2 on a few sources,
+the alias matrix, the cost plan, a sweep file), the sweep of every run of that design (each
+``02_train`` then ``03_evaluate`` through papermill on a Dask LocalCluster) with the MFCC and
+Rand baselines, ``05_analysis`` (Figures 8-15, the hierarchical models, Table 6, findings) and
+``06_explain`` (Figure 16 for one multi-source run), all into one output folder. Every stage
+resumes.
 
 ``mtdtl demo`` builds the demo corpus, then executes the notebooks ``01_preprocess``,
 ``02_train`` (one small multi-source model) and ``03_evaluate`` (with the MFCC and random
@@ -23,7 +31,8 @@ from mtdtl.log import get_logger
 from mtdtl.notebooks import NOTEBOOKS, html_path, run_notebook
 from mtdtl.paths import demo_corpus_dir, demo_store_dir, stores_dir
 
-__all__ = ["ensure_demo_store", "run_walkthrough", "Walkthrough", "demo_k", "DEMO_SIZES", "DEMO_K"]
+__all__ = ["ensure_demo_store", "run_walkthrough", "Walkthrough", "run_study", "Study", "demo_k", "DEMO_SIZES",
+           "DEMO_K"]
 
 log = get_logger(__name__)
 
@@ -160,3 +169,190 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
     results = ResultsTable(out / "evaluate" / "results.csv").read()
     return Walkthrough(out_dir=out, corpus=Path(corpus), store=Path(store), corpus_summary=summary,
                        results=results, timings=timings)
+
+
+# ---------------------------------------------------------------------------------------------
+# the study in miniature
+
+#: The stages of :func:`run_study`, in order (the executed notebooks in the output folder).
+STUDY_NOTEBOOKS = ("01_preprocess", "04_design", "05_analysis", "06_explain")
+
+
+@dataclass
+class Study:
+    """What :func:`run_study` made: where everything is, the sweep's status and the findings."""
+
+    out_dir: Path
+    sweep_file: Path
+    results: pd.DataFrame
+    status: pd.DataFrame
+    findings: list
+    explained_run: str
+    timings: dict = field(default_factory=dict)
+
+    def report(self) -> str:
+        """Results, findings and where everything is, as printed by ``mtdtl study``."""
+        from mtdtl.report import results_pivot
+
+        out = self.out_dir
+        states = self.status[self.status["kind"] == "run"]["state"].value_counts().to_dict()
+        lines = ["== the study in miniature: mean score per task, by kind of representation =="]
+        try:
+            by_kind = self.results.assign(group=self.results["kind"].where(self.results["kind"] != "learned",
+                                                                            self.results["arch"]))
+            table = by_kind.groupby(["target", "metric", "group"])["value"].mean().unstack("group")
+            lines.append(table.round(3).to_string())
+        except (KeyError, ValueError):  # pragma: no cover - a results table without these columns
+            lines.append(repr(results_pivot(self.results)))
+        total = sum(self.timings.values())
+        lines += ["", "== findings (05_analysis) ==", *[f"- {f}" for f in self.findings], "",
+                  f"study finished in {total / 60:.1f} min ("
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items()) + "); runs: "
+                  + ", ".join(f"{v} {k}" for k, v in sorted(states.items())),
+                  f"executed notebooks: {out}/" + ", ".join(f"{n}.ipynb" for n in STUDY_NOTEBOOKS)
+                  + " and one 02_train / 03_evaluate per run in sweep/runs/<run id>/",
+                  f"HTML copies:        the same names with .html (open in any browser)",
+                  f"sweep file:         {self.sweep_file} (mtdtl sweep status {self.sweep_file})",
+                  f"results table:      {out / 'sweep' / 'results.csv'}",
+                  f"figures and tables: {out / 'design'} (Figure 7), {out / 'analysis'} (Figures 8-15, Table 6), "
+                  f"{out / 'explain'} (Figure 16 of {self.explained_run})"]
+        return "\n".join(lines)
+
+
+def _stage_done(out: Path, name: str, key: str) -> bool:
+    """The stage's notebook exists, finished without error, for the same inputs (``key``)."""
+    import json
+
+    stamps = out / ".stages.json"
+    try:
+        recorded = json.loads(stamps.read_text()).get(name)
+    except (OSError, ValueError):
+        return False
+    return recorded == key and (out / f"{name}.ipynb").is_file()
+
+
+def _stage_record(out: Path, name: str, key: str) -> None:
+    import json
+
+    from mtdtl.io import atomic_write_text
+
+    stamps = out / ".stages.json"
+    try:
+        data = json.loads(stamps.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[name] = key
+    atomic_write_text(stamps, json.dumps(data, indent=1) + "\n")
+
+
+def run_study(*, out_dir: str | Path = "papermill_runs/study", sweep: str | Path = "debug",
+              budget: int | None = None, seed: int | None = None, bootstrap: int = 0,
+              explain_target: str = "demo:genre", workers: int | None = None, progress: bool = True) -> Study:
+    """The whole study in miniature: corpus, preprocess, design, sweep, baselines, analysis, explain.
+
+    Parameters
+    ----------
+    out_dir : path
+        One folder for everything: the executed notebooks (``01_preprocess``, ``04_design``,
+        ``05_analysis``, ``06_explain``) and their HTML copies, ``sweep.toml`` (the sweep file
+        04_design writes), ``sweep/`` (one folder per run with its executed ``02_train`` and
+        ``03_evaluate``, the baselines, ``results.csv``), ``design/``, ``analysis/``,
+        ``explain/`` (figures as PNG and PDF, tables).
+    sweep : name or path
+        The template sweep file: its data, design, training and evaluation settings
+        (default ``debug``: 9 tiny networks on the small demo corpus; see ``papermill_runs/``).
+        It must use the demo corpus (``[data] demo_size``).
+    budget, seed : int, optional
+        Algorithm 2's phase-3 runs and seed (default: the template's).
+    bootstrap : int
+        Parametric-bootstrap refits of 05_analysis (0: t intervals only, the fast default).
+    explain_target : str
+        The target of 06_explain's t-SNE map.
+    workers : int, optional
+        Dask workers of the sweep (default: the template's, else sized to the machine).
+
+    Returns
+    -------
+    Study
+        ``.report()`` prints what ``mtdtl study`` shows. Run again, it resumes: the corpus, the
+        store, every finished run and the baselines are reused, and a notebook stage whose inputs
+        have not changed is not executed again.
+    """
+    import hashlib
+
+    from mtdtl.sweep import load_sweep, run_sweep, sweep_from_design
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # see run_walkthrough
+    template = load_sweep(sweep)
+    d, g = template["data"], template["design"]
+    if not d["demo_size"]:
+        raise MtdtlError(f"{template.file}: the study in miniature runs on the demo corpus; set [data] demo_size "
+                         "(for your own data, use 04_design and mtdtl sweep run)")
+    if g["kind"] != "generate":
+        raise MtdtlError(f"{template.file}: [design] kind = {g['kind']!r}; the study in miniature generates its "
+                         "design with Algorithm 2 (kind = \"generate\")")
+    budget = g["budget"] if budget is None else int(budget)
+    seed = g["seed"] if seed is None else int(seed)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, params: dict, key_extra: str = "") -> None:
+        key = hashlib.sha256((repr(sorted(params.items())) + key_extra).encode()).hexdigest()[:16]
+        if _stage_done(out, name, key):
+            log.info("== %s: done before, with the same inputs (not executed again) ==", name)
+            return
+        t = time.perf_counter()
+        log.info("== %s ==", name)
+        run_notebook(name, out / f"{name}.ipynb", parameters=params, cwd=out, progress=progress)
+        _stage_record(out, name, key)
+        timings[name] = time.perf_counter() - t
+
+    # the corpus and 01_preprocess (the store the sweep trains on)
+    t0 = time.perf_counter()
+    from mtdtl.corpora.demo import build_demo_corpus
+
+    corpus, store = template.data_paths()
+    corpus = Path(build_demo_corpus(root=corpus, size=d["demo_size"], seed=d["demo_seed"], workers=workers,
+                                    progress=progress))
+    timings["corpus"] = time.perf_counter() - t0
+    stage("01_preprocess", {"corpus": str(corpus), "store": str(store), "seed": d["demo_seed"],
+                            "n_components": d["k"], "workers": 0})
+    # 04_design: the design, its balance and aliasing, the cost; writes sweep.toml
+    sweep_file = out / "sweep.toml"  # its runs, baselines and results go to <out>/sweep/
+    stage("04_design", {"budget": budget, "seed": seed, "sources": ",".join(g["sources"]),
+                        "repetitions": f"{g['ss_repetitions']},{g['all_repetitions']}",
+                        "template": str(template.file), "sweep_out": str(sweep_file), "out_dir": str(out / "design")},
+          key_extra=template.file.read_text())
+    # the sweep: every run of the design, then the baselines, then the collected results table
+    t = time.perf_counter()
+    log.info("== the sweep (%s) ==", sweep_file)
+    report = run_sweep(sweep_file, workers=workers, progress=progress)
+    timings["sweep"] = time.perf_counter() - t
+    failed = report.status[report.status["state"] == "failed"]
+    if len(failed):
+        log.warning("%d run(s) failed (their notebooks keep the traceback): %s; the analysis uses the others",
+                    len(failed), ", ".join(failed["run"].astype(str)))
+    results_csv = load_sweep(sweep_file).results_path
+    if not results_csv.is_file() or report.results.empty:
+        raise MtdtlError(f"the sweep produced no results ({results_csv}); see mtdtl sweep status {sweep_file}")
+    digest = hashlib.sha256(results_csv.read_bytes()).hexdigest()
+    # 05_analysis on the collected table
+    stage("05_analysis", {"results": str(results_csv), "bootstrap": int(bootstrap), "seed": seed,
+                          "out_dir": str(out / "analysis")}, key_extra=digest)
+    # 06_explain on the first finished multi-source run with the most sources
+    runs = report.status[(report.status["kind"] == "run") & (report.status["state"] == "done")]
+    multi = runs[runs["arch"] != "ss_r"].sort_values(["n_sources", "order"], ascending=[False, True])
+    if multi.empty:
+        raise MtdtlError("no multi-source run finished: nothing for 06_explain; see mtdtl sweep status "
+                         f"{sweep_file}")
+    chosen = str(multi.iloc[0]["run"])
+    run_dir = load_sweep(sweep_file).runs_dir / chosen
+    stage("06_explain", {"run_dir": str(run_dir), "target": explain_target, "corpus": str(corpus),
+                         "seed": seed, "out_dir": str(out / "explain")},
+          key_extra=hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest())
+    import json
+
+    metrics = json.loads((out / "analysis" / "metrics.json").read_text())
+    return Study(out_dir=out, sweep_file=sweep_file, results=report.results, status=report.status,
+                 findings=list(metrics.get("findings", [])), explained_run=chosen, timings=timings)

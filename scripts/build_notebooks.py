@@ -516,7 +516,7 @@ from mtdtl.report import setup_notebook
 """),
     params("""
 results: str = ""  # a results table (CSV) or a folder of run folders (a sweep's output); required
-bootstrap: int = 0  # parametric bootstrap refits per model for the intervals; 0: t intervals only (paper: B = 1000 on a cluster)
+bootstrap: int = 0  # parametric bootstrap refits per model for the intervals; 0: t intervals only (the paper: B of 1000, on a cluster)
 workers: int = 1  # processes for the bootstrap; 0 means all CPUs
 scheduler: str = ""  # address of a Dask scheduler for the bootstrap (e.g. tcp://host:8786); empty: local
 allow_mixed_protocols: bool = False  # accept rows of several evaluation protocols (with a warning)

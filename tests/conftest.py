@@ -55,7 +55,10 @@ def _isolated_data_dir(tmp_path_factory):
 
 
 def pytest_configure(config):
-    os.environ.setdefault("MTDTL_NUM_THREADS", "2")
+    # torch / BLAS threads per test process: the cores shared among pytest-xdist's workers
+    # (scripts/test.sh runs one worker per core), so that parallel tests never oversubscribe
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    os.environ.setdefault("MTDTL_NUM_THREADS", str(max(1, min(2, (os.cpu_count() or 1) // workers))))
 
 
 @pytest.fixture(autouse=True)

@@ -164,10 +164,15 @@ def test_split_filter(small_sim):
     extra["split"] = "valid"
     extra["value"] = 99.0
     both = pd.concat([df, extra], ignore_index=True)
-    out = load_results(both)
+    with pytest.raises(MtdtlError, match="different splits"):
+        load_results(both)  # two splits of one target and repetition: not comparable
+    out = load_results(both, split="test")
     assert set(out["split"]) == {"test"} and out["value"].max() < 99
     with pytest.raises(MtdtlError, match="no 'holdout' rows"):
         load_results(both, split="holdout")
+    # one split per target (how mtdtl names them: the list or the fold) is the normal case
+    per_target = df.assign(split="list:" + df["target"])
+    assert len(load_results(per_target)) == len(df)
 
 
 # --------------------------------------------------------------------------- preparation
@@ -198,6 +203,19 @@ def test_prepare_standardises_and_codes(small_sim, small_data):
     row = b.iloc[0]
     assert row["y"] == pytest.approx((row["value"] - sc.loc[row["target"], "mean"]) / sc.loc[row["target"], "sd"])
     assert small_data.targets[:3] == ("eballroom", "fma", "gtzan")  # Table 6's order
+
+
+def test_a_target_every_learned_representation_ties_on_is_left_out_and_said_so(small_sim):
+    df = small_sim.results.copy()
+    flat = df["target"].iloc[0]
+    df.loc[(df["target"] == flat) & (df["kind"] == "learned"), "value"] = 1 / 3  # e.g. every tiny network at chance
+    data = prepare(df)
+    assert flat not in data.targets and flat not in set(data.table["target"]) and data.dropped_targets == (flat,)
+    assert flat not in set(data.baselines["target"])
+    everything = df.copy()
+    everything.loc[everything["kind"] == "learned", "value"] = 0.5
+    with pytest.raises(MtdtlError, match="cannot standardise"):
+        prepare(everything)
 
 
 def test_standardisation_makes_the_fit_scale_free(small_design):
@@ -322,6 +340,11 @@ def test_size_model_needs_two_strategies(small_sim):
     only = small_sim.results[small_sim.results["arch"].isin(["ss_r", ""]) | (small_sim.results["kind"] != "learned")]
     with pytest.raises(MtdtlError, match="two representation strategies"):
         fit_size_model(only)
+    # SS-R and one multi-source architecture: r* x n* = 0.4 n* everywhere, a clear error (not 'Singular matrix')
+    r = small_sim.results
+    one = r[r["arch"].isin(["ss_r", "ms_cr@6"]) | (r["kind"] != "learned")]
+    with pytest.raises(MtdtlError, match="size model cannot be fitted.*rank 3"):
+        fit_size_model(one)
 
 
 # --------------------------------------------------------------------------- contrasts

@@ -31,3 +31,18 @@ def test_committed_notebooks_match_the_generator(tmp_path, folder):
         for name in generated:
             assert (out / name).read_text() == (ROOT / folder / name).read_text(), (
                 f"{folder}/{name} differs from what scripts/build_notebooks.py generates: run it and commit")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_papermill_reads_every_parameter(name):
+    """Every assignment of the parameters cell is a parameter papermill knows (a line it cannot
+    parse, e.g. an '=' inside the comment, makes papermill warn 'unknown parameter')."""
+    import nbformat
+    import papermill as pm
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, "one cell tagged parameters"
+    declared = [ln.split(":", 1)[0].split("=", 1)[0].strip() for ln in cells[0].source.splitlines()
+                if ln.strip() and not ln.lstrip().startswith("#")]
+    assert sorted(pm.inspect_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"))) == sorted(declared)

@@ -91,6 +91,22 @@ def test_repository_sweep_files_are_valid():
     assert paper["evaluate"]["repetitions"] == 5
 
 
+def test_shipped_sweep_files_match_the_repository(tmp_path, monkeypatch):
+    """mtdtl/data/sweeps holds copies of papermill_runs/*.toml (for non-editable installs); a
+    shipped file, found by name when papermill_runs/ is not there, writes under ./papermill_runs."""
+    from mtdtl.sweep import PACKAGED_SWEEPS
+
+    shipped = sorted(p.name for p in PACKAGED_SWEEPS.glob("*.toml"))
+    assert shipped == sorted(p.name for p in (REPO / "papermill_runs").glob("*.toml")) == ["debug.toml", "paper.toml"]
+    for name in shipped:
+        assert (PACKAGED_SWEEPS / name).read_bytes() == (REPO / "papermill_runs" / name).read_bytes(), \
+            f"cp papermill_runs/{name} mtdtl/data/sweeps/"
+    monkeypatch.setenv("MTDTL_SWEEPS", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    debug = load_sweep("debug")
+    assert debug.file.parent == PACKAGED_SWEEPS and debug.out == tmp_path / "papermill_runs" / "debug"
+
+
 _DESIGN = "[design]\nsources = [\"self\", \"bpm\", \"tag\"]\nbudget = 1\n"
 
 
@@ -243,6 +259,11 @@ def test_status_done_failed_running_pending(tmp_path):
     assert sweep_status(sweep).set_index("run").loc[specs[4].id, "state"] == "pending"
     df = collect_sweep(sweep)
     assert set(df["run"]) == {specs[0].id, specs[1].id, specs[4].id} and sweep.results_path.is_file()
+    # a run folder of an earlier design (not a run of this one) is kept but not collected
+    stale = RunSpec("ms_cr@2", "self,bpm", seed=7, epochs=specs[0].epochs, width=specs[0].width,
+                    store=specs[0].store)
+    ResultsTable(sweep.run_folder(stale) / "evaluate" / "results.csv").append(_rows(stale, targets, 2))
+    assert stale.id not in set(collect_sweep(sweep)["run"]) and sweep.run_folder(stale).is_dir()
 
 
 def test_plan_counts_follow_the_training_loop(tiny_corpus, tiny_store, tmp_path):

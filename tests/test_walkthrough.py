@@ -63,3 +63,4 @@ def test_mtdtl_demo_on_the_tiny_corpus(tiny_corpus, tmp_path, capsys, monkeypatc
     import json
 
     assert json.loads((out / "store" / "metrics.json").read_text())["k"] == 8
+

@@ -101,6 +101,9 @@ class AnalysisData:
         The ``protocol`` values of the input.
     raw : pandas.DataFrame
         The validated input rows (all repetitions).
+    dropped_targets : tuple of str
+        Targets left out because their learned scores cannot be standardised (fewer than 2
+        learned representations, or all scores equal).
     """
 
     table: pd.DataFrame
@@ -109,6 +112,7 @@ class AnalysisData:
     scale: pd.DataFrame
     protocols: tuple
     raw: pd.DataFrame = field(repr=False)
+    dropped_targets: tuple = ()
 
     @property
     def n_targets(self) -> int:
@@ -164,7 +168,7 @@ def _read_any(results) -> tuple[pd.DataFrame, str]:
     return _read_csv(path), str(path)
 
 
-def load_results(results, *, allow_mixed_protocols: bool = False, split: str = "test") -> pd.DataFrame:
+def load_results(results, *, allow_mixed_protocols: bool = False, split: str | None = None) -> pd.DataFrame:
     """Read and validate one tidy results table.
 
     Parameters
@@ -175,8 +179,11 @@ def load_results(results, *, allow_mixed_protocols: bool = False, split: str = "
     allow_mixed_protocols : bool
         Several ``protocol`` values are an error (scores from different protocols are not
         comparable) unless this is True; then a warning is issued.
-    split : str
-        When a ``split`` column holds several values, only the rows of this split are kept.
+    split : str, optional
+        Keep only the rows of this ``split`` value. Default: keep every row, after checking that
+        every representation of a target was scored on the same split in each repetition (the
+        ``split`` column names how a target was split, e.g. ``list:gtzan`` or ``fold 2/5 ...``,
+        so it differs between targets; within a target and repetition it must not).
 
     Returns
     -------
@@ -201,13 +208,22 @@ def load_results(results, *, allow_mixed_protocols: bool = False, split: str = "
         df[c] = df[c].fillna("").astype(str).str.strip()
     if "split" in df.columns:
         df["split"] = df["split"].fillna("").astype(str)
-        splits = sorted(set(df["split"]))
-        if len(splits) > 1:
+        if split is not None:
+            splits = sorted(set(df["split"]))
             if split not in splits:
-                raise MtdtlError(f"{where} mixes the splits {splits} and has no {split!r} rows; "
-                                 "pass split= to choose the evaluation split")
+                raise MtdtlError(f"{where} has no {split!r} rows (its splits: {splits[:8]}"
+                                 f"{' ...' if len(splits) > 8 else ''})")
             df = df[df["split"] == split].reset_index(drop=True)
-            log.info("kept the %d rows of split %r (of %s)", len(df), split, splits)
+            log.info("kept the %d rows of split %r", len(df), split)
+        else:
+            rep = df["repetition"] if "repetition" in df.columns else pd.Series(0, index=df.index)
+            n = df.assign(_rep=rep).groupby(["target", "_rep"])["split"].nunique()
+            if (n > 1).any():
+                (target, r) = n[n > 1].index[0]
+                seen = sorted(set(df.loc[(df["target"] == target) & (rep == r), "split"]))
+                raise MtdtlError(f"{where}: the representations of {target} were scored on different splits in "
+                                 f"repetition {r} ({seen}); their scores are not comparable. Pass split= to keep "
+                                 "one, or evaluate them again on one split")
 
     protocols = sorted(set(df["protocol"]))
     if len(protocols) > 1:
@@ -294,7 +310,7 @@ def _target_order(targets) -> tuple:
     return tuple(paper + sorted(t for t in targets if t not in PAPER_TARGETS))
 
 
-def prepare(results, *, allow_mixed_protocols: bool = False, split: str = "test",
+def prepare(results, *, allow_mixed_protocols: bool = False, split: str | None = None,
             standardise: bool = True) -> AnalysisData:
     """Validate the results table, average repetitions, standardise and code (Section 5.2).
 
@@ -331,9 +347,16 @@ def prepare(results, *, allow_mixed_protocols: bool = False, split: str = "test"
     if not standardise:
         scale["mean"], scale["sd"] = 0.0, 1.0
     flat = scale.index[~(scale["sd"] > 0)].tolist()
-    if flat:
+    if flat and len(flat) == len(scale):
         raise MtdtlError(f"cannot standardise targets {flat}: fewer than 2 learned representations or all "
                          "scores equal")
+    if flat:  # nothing to compare on them (e.g. every tiny network at chance): left out, said so
+        log.warning("left out of the analysis: targets %s (fewer than 2 learned representations, or all their "
+                    "scores equal: nothing to standardise)", flat)
+        scale = scale.drop(index=flat)
+        targets = tuple(t for t in targets if t not in flat)
+        learned = learned[~learned["target"].isin(flat)].copy()
+        base = base[~base["target"].isin(flat)].copy()
     for part in (learned, base):
         m = part["target"].map(scale["mean"])
         s = part["target"].map(scale["sd"])
@@ -357,7 +380,7 @@ def prepare(results, *, allow_mixed_protocols: bool = False, split: str = "test"
                     int((missing_cells < len(targets)).sum()))
     data = AnalysisData(table=learned, baselines=base, targets=targets,
                         scale=scale.reset_index().rename(columns={"index": "target"}),
-                        protocols=tuple(sorted(set(df["protocol"]))), raw=df)
+                        protocols=tuple(sorted(set(df["protocol"]))), raw=df, dropped_targets=tuple(flat))
     log.info("prepared %d learned representations on %d targets (%d rows), %d baseline rows",
              data.n_representations, len(targets), len(learned), len(base))
     return data

@@ -199,6 +199,10 @@ def findings(analysis, *, alpha: float = 0.05) -> list:
                    f"paper: {PAPER['variance_ssr_r']}).")
 
     # ------------------------------------------------------------------ caveats
+    dropped = getattr(data, "dropped_targets", ())
+    if dropped:
+        out.append("Caveat: left out: " + ", ".join(dropped) + " (every learned representation scored the same, or "
+                   "fewer than 2 were evaluated: nothing to standardise).")
     if data.n_targets < MIN_TARGETS:
         out.append(f"Caveat: only {data.n_targets} targets; the between-target variances, and so every interval, "
                    f"rest on {data.n_targets - 1} degrees of freedom. Read the effects as rough.")

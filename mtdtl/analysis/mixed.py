@@ -160,10 +160,22 @@ class MixedFit:
 
 # --------------------------------------------------------------------------- fitting
 
-def _fit(formula: str, df: pd.DataFrame, vc: dict, *, method, reml: bool, maxiter: int | None):
+def _check_rank(model, name: str, why: str) -> None:
+    """The fixed-effects design has full column rank, else a clear error (not numpy's
+    'Singular matrix' from deep inside the optimiser)."""
+    X = np.asarray(model.exog, dtype=float)
+    rank = int(np.linalg.matrix_rank(X))
+    if rank < X.shape[1]:
+        raise MtdtlError(f"the {name} model cannot be fitted on this table: its {X.shape[1]} fixed terms "
+                         f"({', '.join(model.exog_names)}) have rank {rank} over the runs: {why}")
+
+
+def _fit(formula: str, df: pd.DataFrame, vc: dict, *, method, reml: bool, maxiter: int | None,
+         name: str = "mixed", why: str = "too few distinct runs"):
     from statsmodels.regression.mixed_linear_model import MixedLM
 
     model = MixedLM.from_formula(formula, df, groups="target", vc_formula=vc)
+    _check_rank(model, name, why)
     kw = {} if maxiter is None else {"maxiter": maxiter}
     caught = []
     with warnings.catch_warnings(record=True) as rec:
@@ -261,7 +273,8 @@ def fit_strategy_model(data, *, method=DEFAULT_METHOD, reml: bool = True, level:
     formula = "y ~ 0 + " + " + ".join(terms["term"])
     vc = {t: f"0 + {t}" for t in terms["term"]}
     t0 = time.perf_counter()
-    res, caught = _fit(formula, df, vc, method=method, reml=reml, maxiter=maxiter)
+    res, caught = _fit(formula, df, vc, method=method, reml=reml, maxiter=maxiter, name="strategy",
+                       why="some strategies' terms cannot be told apart with these runs")
     secs = time.perf_counter() - t0
     log.info("strategy model: %d obs, %d targets, %d fixed terms, %.1f s, converged=%s",
              len(df), data.n_targets, len(terms), secs, res.converged)
@@ -305,7 +318,9 @@ def fit_size_model(data, *, method=DEFAULT_METHOD, reml: bool = True, level: flo
     terms["df"] = np.where(terms["has_re"], data.n_targets - 1, n_obs - k).astype(float)
     vc = {t: f"0 + {t}" for t in ("rstar", "nstar", "rn")}
     t0 = time.perf_counter()
-    res, caught = _fit("y ~ rstar + nstar + rn", df, vc, method=method, reml=reml, maxiter=maxiter)
+    res, caught = _fit("y ~ rstar + nstar + rn", df, vc, method=method, reml=reml, maxiter=maxiter, name="size",
+                       why="r*, n* and r* x n* need multi-source runs of at least two architectures (with one, "
+                           "r* x n* is a multiple of n*) and with different numbers of sources")
     secs = time.perf_counter() - t0
     log.info("size model: %d obs, %d targets, %.1f s, converged=%s", n_obs, data.n_targets, secs, res.converged)
     return MixedFit(name="size", formula=SIZE_FORMULA, result=res, terms=terms,

@@ -72,7 +72,7 @@ class StudyAnalysis:
 
 
 def analyze(results, *, bootstrap: int = 0, seed: int = 0, client=None, workers: int | None = None,
-            allow_mixed_protocols: bool = False, split: str = "test", variance_method: str = "anova",
+            allow_mixed_protocols: bool = False, split: str | None = None, variance_method: str = "anova",
             compactness: bool = True, progress: bool = True) -> StudyAnalysis:
     """Run the analysis of Section 5 on a results table.
 

@@ -430,16 +430,18 @@ def read_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
 
 
 def collect(folder: str | os.PathLike, *, out: str | os.PathLike | None = None,
-            pattern: str = f"**/{RESULTS_NAME}") -> pd.DataFrame:
+            pattern: str = f"**/{RESULTS_NAME}", files: Iterable[str | os.PathLike] | None = None) -> pd.DataFrame:
     """Concatenate every results file under ``folder`` (e.g. a sweep's run folders) into one table.
 
     Rows with the same key in two files are an error (two runs claiming the same evaluation);
-    ``out`` (a ``.csv``) receives the table atomically.
+    ``out`` (a ``.csv``) receives the table atomically. ``files``: only these results files
+    (those that exist), instead of every file under ``folder`` matching ``pattern``.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise MtdtlError(f"collect: {folder} is not a folder")
-    files = sorted(f for f in folder.glob(pattern) if f.is_file() and (out is None or f.resolve() != Path(out).resolve()))
+    found = folder.glob(pattern) if files is None else (Path(f) for f in files)
+    files = sorted(f for f in found if f.is_file() and (out is None or f.resolve() != Path(out).resolve()))
     frames = [ResultsTable(f).read() for f in files]
     frames = [f for f in frames if not f.empty]
     df = pd.concat(frames, ignore_index=True) if frames else _empty()
