@@ -563,8 +563,13 @@ for name in ("fig11_strategy_effects", "fig12_size_effects"):
 fig = paper.fig13_best_source(data)
 save_figure(fig, out / "figures" / "fig13_best_source")
 display(fig)
-display(format_table6(study.table6))
-for name in ("fig14_variance_vs_ssr", "fig15_compactness"):
+if study.table6 is not None:
+    display(format_table6(study.table6))
+    names = ("fig14_variance_vs_ssr", "fig15_compactness")
+else:
+    print("\\n".join(study.notes))
+    names = ("fig15_compactness",)
+for name in names:
     fig = getattr(paper, name)(study)
     save_figure(fig, out / "figures" / name)
     display(fig)
@@ -573,7 +578,8 @@ for name in ("fig14_variance_vs_ssr", "fig15_compactness"):
     code("""
 found = study.findings()
 display(Markdown("\\n".join(f"- {f}" for f in found)))
-study.table6.to_csv(out / "table6.csv")
+if study.table6 is not None:
+    study.table6.to_csv(out / "table6.csv")
 study.contrasts.to_csv(out / "contrasts.csv", index=False)
 (out / "metrics.json").write_text(json.dumps({"results": str(results), "findings": found, "bootstrap": bootstrap}, indent=2))
 print(f"figures and tables: {out}")

@@ -636,3 +636,18 @@ def test_analyze_paper_shaped_end_to_end():
     assert study.table6.shape == (8, 7)
     assert study.compactness is not None and len(study.contrasts) == 15
     assert {"prepare", "strategy_fit", "size_fit", "variance_components", "compactness"} <= set(study.seconds)
+
+
+def test_analyze_goes_on_without_table6_and_says_why(small_sim, monkeypatch):
+    """A small design where the sources' variance components cannot be separated: the models,
+    contrasts and findings are still there, and the findings say what was left out and why."""
+    import mtdtl.analysis.study as st
+
+    def collinear(*_, **__):
+        raise MtdtlError("the presence of the sources is collinear in these runs (e.g. always together)")
+
+    monkeypatch.setattr(st, "source_variance_components", collinear)
+    study = analyze(small_sim.results, progress=False, compactness=False)
+    assert study.table6 is None and study.correlation is None and len(study.contrasts)
+    assert study.notes and "collinear" in study.notes[0]
+    assert any(f.startswith("Caveat: Table 6 and Figure 14 are not computed") for f in study.findings())

@@ -199,6 +199,8 @@ def findings(analysis, *, alpha: float = 0.05) -> list:
                    f"paper: {PAPER['variance_ssr_r']}).")
 
     # ------------------------------------------------------------------ caveats
+    for note in getattr(analysis, "notes", None) or []:
+        out.append(f"Caveat: {note}")
     dropped = getattr(data, "dropped_targets", ())
     if dropped:
         out.append("Caveat: left out: " + ", ".join(dropped) + " (every learned representation scored the same, or "

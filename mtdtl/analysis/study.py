@@ -21,6 +21,7 @@ from mtdtl.analysis.variance import (
     variance_table,
     variance_vs_ssr,
 )
+from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 
 __all__ = ["StudyAnalysis", "analyze"]
@@ -52,6 +53,9 @@ class StudyAnalysis:
         Figure 15's data (:func:`mtdtl.analysis.compactness_table`).
     seconds : dict
         Wall time of each step.
+    notes : list of str
+        What could not be computed from this table, and why (e.g. Table 6 when the sources'
+        presence is collinear over the multi-source runs); the findings repeat them as caveats.
     """
 
     data: AnalysisData
@@ -63,6 +67,7 @@ class StudyAnalysis:
     correlation: VarianceSsrCorrelation | None = None
     compactness: pd.DataFrame | None = None
     seconds: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def findings(self, *, alpha: float = 0.05) -> list:
         """Plain-language answers to RQ1 and RQ2 (see :func:`mtdtl.analysis.findings`)."""
@@ -116,11 +121,17 @@ def analyze(results, *, bootstrap: int = 0, seed: int = 0, client=None, workers:
             secs[f"{fit.name}_bootstrap"] = b.seconds
     contrasts = pairwise_contrasts(strategy)
     components = table6 = corr = None
+    notes = []
     if (data.table["arch"] != "ss_r").any():
         t = time.perf_counter()
-        components = source_variance_components(data, method=variance_method)
-        table6 = variance_table(components)
-        corr = variance_vs_ssr(data, components)
+        try:
+            components = source_variance_components(data, method=variance_method)
+            table6 = variance_table(components)
+            corr = variance_vs_ssr(data, components)
+        except MtdtlError as e:  # a small design (a study in miniature): the rest of Section 5 still stands
+            components = table6 = corr = None
+            notes.append(f"Table 6 and Figure 14 are not computed: {e}")
+            log.warning("%s", notes[-1])
         secs["variance_components"] = time.perf_counter() - t
     comp = None
     if compactness:
@@ -130,4 +141,4 @@ def analyze(results, *, bootstrap: int = 0, seed: int = 0, client=None, workers:
         comp = compactness_table()
         secs["compactness"] = time.perf_counter() - t
     return StudyAnalysis(data=data, strategy=strategy, size=size, contrasts=contrasts, components=components,
-                         table6=table6, correlation=corr, compactness=comp, seconds=secs)
+                         table6=table6, correlation=corr, compactness=comp, seconds=secs, notes=notes)
