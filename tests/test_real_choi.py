@@ -34,6 +34,7 @@ def test_matching_to_study_lists(choi_dir):
     assert 1 <= a.y.min() and a.y.max() <= 9
 
 
+@pytest.mark.slow
 def test_convnet_beats_mfcc(choi_dir, capsys):
     summary = choi_reference_check(choi_dir, n_repetitions=2, seed=0, n_jobs=2)
     text = summary.to_string(index=False, float_format=lambda v: f"{v:.3f}")
