@@ -214,7 +214,8 @@ class Study:
                   f"HTML copies:        the same names with .html (open in any browser)",
                   f"sweep file:         {self.sweep_file} (mtdtl sweep status {self.sweep_file})",
                   f"results table:      {out / 'sweep' / 'results.csv'}",
-                  f"figures and tables: {out / 'design'} (Figure 7), {out / 'analysis'} (Figures 8-15, Table 6), "
+                  f"figures and tables: {out / 'design'} (Figure 7), {out / 'analysis'} (Figures 8-15"
+                  f"{', Table 6' if (out / 'analysis' / 'table6.csv').is_file() else ''}), "
                   f"{out / 'explain'} (Figure 16 of {self.explained_run})"]
         return "\n".join(lines)
 

@@ -580,6 +580,8 @@ found = study.findings()
 display(Markdown("\\n".join(f"- {f}" for f in found)))
 if study.table6 is not None:
     study.table6.to_csv(out / "table6.csv")
+else:
+    (out / "table6.csv").unlink(missing_ok=True)  # not one from an earlier table
 study.contrasts.to_csv(out / "contrasts.csv", index=False)
 (out / "metrics.json").write_text(json.dumps({"results": str(results), "findings": found, "bootstrap": bootstrap}, indent=2))
 print(f"figures and tables: {out}")
