@@ -298,9 +298,9 @@ def run_study(*, out_dir: str | Path = "papermill_runs/study", sweep: str | Path
     seed = g["seed"] if seed is None else int(seed)
     timings: dict[str, float] = {}
 
-    def stage(name: str, params: dict, key_extra: str = "") -> None:
+    def stage(name: str, params: dict, key_extra: str = "", outputs: tuple = ()) -> None:
         key = hashlib.sha256((repr(sorted(params.items())) + key_extra).encode()).hexdigest()[:16]
-        if _stage_done(out, name, key):
+        if _stage_done(out, name, key) and all(Path(o).exists() for o in outputs):
             log.info("== %s: done before, with the same inputs (not executed again) ==", name)
             return
         t = time.perf_counter()
@@ -318,13 +318,13 @@ def run_study(*, out_dir: str | Path = "papermill_runs/study", sweep: str | Path
                                     progress=progress))
     timings["corpus"] = time.perf_counter() - t0
     stage("01_preprocess", {"corpus": str(corpus), "store": str(store), "seed": d["demo_seed"],
-                            "n_components": d["k"], "workers": 0})
+                            "n_components": d["k"], "workers": 0}, outputs=(Path(store) / "store.json",))
     # 04_design: the design, its balance and aliasing, the cost; writes sweep.toml
     sweep_file = out / "sweep.toml"  # its runs, baselines and results go to <out>/sweep/
     stage("04_design", {"budget": budget, "seed": seed, "sources": ",".join(g["sources"]),
                         "repetitions": f"{g['ss_repetitions']},{g['all_repetitions']}",
                         "template": str(template.file), "sweep_out": str(sweep_file), "out_dir": str(out / "design")},
-          key_extra=template.file.read_text())
+          key_extra=template.file.read_text(), outputs=(sweep_file,))
     # the sweep: every run of the design, then the baselines, then the collected results table
     t = time.perf_counter()
     log.info("== the sweep (%s) ==", sweep_file)
@@ -340,7 +340,8 @@ def run_study(*, out_dir: str | Path = "papermill_runs/study", sweep: str | Path
     digest = hashlib.sha256(results_csv.read_bytes()).hexdigest()
     # 05_analysis on the collected table
     stage("05_analysis", {"results": str(results_csv), "bootstrap": int(bootstrap), "seed": seed,
-                          "out_dir": str(out / "analysis")}, key_extra=digest)
+                          "out_dir": str(out / "analysis")}, key_extra=digest,
+          outputs=(out / "analysis" / "metrics.json",))
     # 06_explain on the first finished multi-source run with the most sources
     runs = report.status[(report.status["kind"] == "run") & (report.status["state"] == "done")]
     multi = runs[runs["arch"] != "ss_r"].sort_values(["n_sources", "order"], ascending=[False, True])
@@ -351,7 +352,8 @@ def run_study(*, out_dir: str | Path = "papermill_runs/study", sweep: str | Path
     run_dir = load_sweep(sweep_file).runs_dir / chosen
     stage("06_explain", {"run_dir": str(run_dir), "target": explain_target, "corpus": str(corpus),
                          "seed": seed, "out_dir": str(out / "explain")},
-          key_extra=hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest())
+          key_extra=hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest(),
+          outputs=(out / "explain" / "metrics.json",))
     import json
 
     metrics = json.loads((out / "analysis" / "metrics.json").read_text())
