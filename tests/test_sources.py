@@ -305,3 +305,24 @@ def test_bad_k_is_a_clear_error_before_anything_is_written(tables, tmp_path, k):
         get_source("bpm").fit(tables, train_ids=TRAIN, k=k)
     with pytest.raises(MtdtlError, match="seed"):
         reduce_sources(tables, tmp_path / "store", train_ids=TRAIN, k=3, seed=-2, progress=False)
+
+
+def test_label_information_by_hand():
+    """Uniform z_t: nothing to learn (information 0); one-hot, one topic per track: information
+    log k; the same one-hot for every track: entropy 0 and information 0."""
+    from mtdtl.sources import ReducedLabels, label_information
+
+    k = 4
+    ids = np.array([f"t{i}" for i in range(8)])
+    uniform = ReducedLabels("tag", ids, np.full((8, k), 1 / k, np.float32))
+    onehot = ReducedLabels("bpm", ids, np.eye(k, dtype=np.float32)[np.arange(8) % k])
+    same = ReducedLabels("year", ids, np.eye(k, dtype=np.float32)[np.zeros(8, int)])
+    selfs = ReducedLabels("self", ids, np.zeros((8, 0), np.float32))
+    t = label_information({r.name: r for r in (uniform, onehot, same, selfs)}).set_index("source")
+    assert list(t.index) == ["tag", "bpm", "year"]  # self has no z_t
+    np.testing.assert_allclose(t.loc["tag", ["entropy", "entropy_of_mean", "information"]], [np.log(k), np.log(k), 0],
+                               atol=1e-9)
+    np.testing.assert_allclose(t.loc["bpm", ["entropy", "information", "top1"]], [0, np.log(k), 1], atol=1e-6)
+    assert t.loc["bpm", "distinct_top"] == k and t.loc["bpm", "largest_share"] == 0.25
+    np.testing.assert_allclose(t.loc["year", ["entropy", "information"]], [0, 0], atol=1e-6)
+    assert t.loc["year", "largest_share"] == 1.0

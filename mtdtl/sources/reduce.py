@@ -24,7 +24,8 @@ from mtdtl.sources.base import ReducedLabels, atomic_write_bytes, labels_dir, lo
 from mtdtl.sources.builtin import get_source, ids_fingerprint
 from mtdtl.sources.gmm import mixture_density
 
-__all__ = ["reduce_sources", "check_k", "coverage_table", "missing_table", "topic_table", "gmm_density"]
+__all__ = ["reduce_sources", "check_k", "coverage_table", "missing_table", "topic_table", "gmm_density",
+           "label_information"]
 
 log = get_logger(__name__)
 
@@ -173,6 +174,47 @@ def coverage_table(store_or_reduced) -> pd.DataFrame:
     """Label coverage per source: ``source, method, k, present, missing, coverage, n_train,
     missing_reasons`` (``n_train``: tracks the reduction was fit on — artists for ``artist``)."""
     return _coverage(_reduced(store_or_reduced))
+
+
+def label_information(store_or_reduced) -> pd.DataFrame:
+    """How much each reduced source says about a track: is there something to learn in z_t?
+
+    A source teaches the network little when its z_t are nearly uniform (every track gets the
+    same vague distribution) or nearly the same for every track. Both show in entropies (nats),
+    with ``k`` topics / components:
+
+    - ``entropy``: the mean over tracks of H(z_t); ``log k`` is uniform, 0 is one-hot;
+    - ``entropy_of_mean``: H of the mean z_t over tracks (how varied the tracks are, as a whole);
+    - ``information``: ``entropy_of_mean - entropy``, the mutual information between a track
+      (uniform) and its topic: 0 when every track has the same z_t, at most ``log k``;
+    - ``top1``: the mean largest probability of a z_t; ``distinct_top``: how many topics are the
+      most probable one of some track; ``largest_share``: the share of tracks whose most
+      probable topic is the most common one.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per source with labels (``self`` has none and is left out): ``source, tracks,
+        k, log_k, entropy, entropy_of_mean, information, top1, distinct_top, largest_share``.
+    """
+    rows = []
+    for name, red in _reduced(store_or_reduced).items():
+        z = np.asarray(red.z, dtype=np.float64)
+        if z.ndim != 2 or z.shape[1] == 0 or len(z) == 0:
+            continue
+        z = z / np.clip(z.sum(1, keepdims=True), 1e-12, None)
+        h = -(z * np.log(np.clip(z, 1e-12, 1.0))).sum(1)
+        m = z.mean(0)
+        hm = float(-(m * np.log(np.clip(m, 1e-12, 1.0))).sum())
+        top = z.argmax(1)
+        counts = np.bincount(top, minlength=z.shape[1])
+        rows.append({"source": name, "tracks": len(z), "k": z.shape[1], "log_k": float(np.log(z.shape[1])),
+                     "entropy": float(h.mean()), "entropy_of_mean": hm, "information": hm - float(h.mean()),
+                     "top1": float(z.max(1).mean()), "distinct_top": int((counts > 0).sum()),
+                     "largest_share": float(counts.max() / len(z))})
+    cols = ["source", "tracks", "k", "log_k", "entropy", "entropy_of_mean", "information", "top1", "distinct_top",
+            "largest_share"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def missing_table(store_or_reduced) -> pd.DataFrame:
