@@ -719,7 +719,8 @@ def write_sweep(path: str | os.PathLike, *, name: str = "", description: str = "
 
 def sweep_from_design(*, budget: int, seed: int = 0, repetitions: str | tuple[int, int] = (6, 5),
                       sources: str | Iterable[str] = SOURCE_NAMES, design: str | os.PathLike = "",
-                      template: str | os.PathLike = "paper", out: str | os.PathLike | None = None) -> Path:
+                      template: str | os.PathLike = "paper", out: str | os.PathLike | None = None,
+                      name: str = "") -> Path:
     """Write the sweep file of a design (what ``04_design`` does): the template's data, training,
     evaluation and Dask settings with this design.
 
@@ -738,6 +739,8 @@ def sweep_from_design(*, budget: int, seed: int = 0, repetitions: str | tuple[in
         The sweep whose other settings are kept (``"paper"``, ``"debug"`` or a file).
     out : path, optional
         The sweep file to write; default ``design-b<budget>-seed<seed>.toml`` beside the template.
+    name : str, optional
+        The sweep's name (its logs and progress bar); default: the file's stem.
 
     Returns
     -------
@@ -759,7 +762,7 @@ def sweep_from_design(*, budget: int, seed: int = 0, repetitions: str | tuple[in
                             "sources": src, "ss_repetitions": ss, "all_repetitions": al}
     if design:
         spec["file"] = str(Path(design).expanduser().resolve())
-    return write_sweep(path, template=tpl, name=path.stem,
+    return write_sweep(path, template=tpl, name=name or path.stem,
                        description=f"{'imported ' + Path(design).name if design else 'Algorithm 2'}, budget {budget}, "
                                    f"seed {seed}, repetitions {ss},{al} (04_design; template {tpl.name})",
                        out=path.stem, design=spec)

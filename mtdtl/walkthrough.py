@@ -323,7 +323,8 @@ def run_study(*, out_dir: str | Path = "papermill_runs/study", sweep: str | Path
     sweep_file = out / "sweep.toml"  # its runs, baselines and results go to <out>/sweep/
     stage("04_design", {"budget": budget, "seed": seed, "sources": ",".join(g["sources"]),
                         "repetitions": f"{g['ss_repetitions']},{g['all_repetitions']}",
-                        "template": str(template.file), "sweep_out": str(sweep_file), "out_dir": str(out / "design")},
+                        "template": str(template.file), "sweep_out": str(sweep_file), "sweep_name": "study",
+                        "out_dir": str(out / "design")},
           key_extra=template.file.read_text(), outputs=(sweep_file,))
     # the sweep: every run of the design, then the baselines, then the collected results table
     t = time.perf_counter()

@@ -403,6 +403,7 @@ sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist"  # the design's l
 design: str = ""  # a design file to import (mtdtl's format or the authors' released CSV); empty: generate
 template: str = "paper"  # the sweep whose data, training and evaluation settings are kept: paper, debug or a .toml
 sweep_out: str = ""  # the sweep file to write; empty: papermill_runs/design-b<budget>-seed<seed>.toml beside the template
+sweep_name: str = ""  # the sweep's name in its logs; empty: the file's stem
 calibrate: bool = True  # measure a few training steps here to project the sweep's wall time
 run: bool = False  # run the sweep now (resumable; otherwise: mtdtl sweep run <file>)
 out_dir: str = ""  # figures and tables; empty: the sweep's output folder
@@ -413,7 +414,7 @@ log_level: str = "INFO"  # WARNING, INFO, DETAIL or DEBUG
     code("""
 src = [s.strip() for s in sources.split(",") if s.strip()]
 sweep_file = sweep_from_design(budget=budget, seed=seed, repetitions=repetitions, sources=src, design=design,
-                               template=template, out=sweep_out or None)
+                               template=template, out=sweep_out or None, name=sweep_name)
 sweep = load_sweep(sweep_file)
 d = sweep.design()  # exactly the runs `mtdtl sweep run` will train
 out = Path(out_dir) if out_dir else sweep.out / "design"
