@@ -16,25 +16,14 @@ Usage (from a script in ``benchmarks/``)::
 from __future__ import annotations
 
 import os
-import platform
 import time
 from typing import Any
 
 import torch
 
+from mtdtl.device import cpu_model, usable_cores
+
 __all__ = ["cpu_model", "load_average", "machine", "machine_line", "matmul_gflops", "print_machine"]
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def load_average() -> tuple[float, float, float]:
@@ -75,11 +64,7 @@ def machine(device: Any = None, *, repeats: int = 5) -> dict:
     from mtdtl.device import cpu_has_bf16, resolve_device
 
     device = resolve_device(device)
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable, "threads": torch.get_num_threads(),
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(), "threads": torch.get_num_threads(),
             "load": load_average(), "device": str(device), "cpu_bf16_native": cpu_has_bf16(),
             "torch": torch.__version__, "cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
     info["fp32_gflops"] = matmul_gflops(torch.float32, device=device, repeats=repeats)

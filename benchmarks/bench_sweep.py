@@ -124,9 +124,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from mtdtl.log import setup_logging
+    from mtdtl.device import cpu_model, usable_cores
     from mtdtl.sweep import (
-        _cores,
-        _cpu_model,
         load_sweep,
         local_cluster_size,
         run_sweep,
@@ -192,7 +191,7 @@ def main(argv=None) -> int:
           f"({100 * (nb / here - 1):+.1f}%: kernels, imports, the notebooks' other cells); the rest of the sweep "
           f"(cluster, baselines task, collection, driver): {sweep_wall - nb - (bs.get('evaluate_s') or 0 if b is not None else 0):.1f} s")
     if args.json:
-        args.json.write_text(json.dumps({"machine": {"cpu": _cpu_model(), "cores": _cores()}, "load": [load0, load1],
+        args.json.write_text(json.dumps({"machine": {"cpu": cpu_model(), "cores": usable_cores()}, "load": [load0, load1],
                                          "sweep_s": sweep_wall, "sweep_cpu_s": sweep_cpu, "in_process": inproc, "ratio": ratio,
                                          "ratio_cpu": ratio_cpu, "runs": n,
                                          "workers": w, "threads": threads}, indent=1))

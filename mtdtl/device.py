@@ -33,13 +33,33 @@ from mtdtl.log import get_logger
 
 __all__ = [
     "resolve_device", "cpu_has_bf16", "resolve_bf16", "set_num_threads", "seed_everything",
-    "cpu_speed_hints", "device_summary",
+    "cpu_speed_hints", "device_summary", "cpu_model", "usable_cores",
 ]
 
 log = get_logger(__name__)
 
 #: Environment variable holding the default number of CPU threads.
 THREADS_ENV = "MTDTL_NUM_THREADS"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask on Linux; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

@@ -55,7 +55,6 @@ import datetime as _dt
 import json
 import math
 import os
-import platform
 import re
 import signal
 import socket
@@ -1157,10 +1156,17 @@ def _baselines_child(job_file: str) -> None:
 
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
+    """:func:`mtdtl.device.usable_cores` (imported when called: ``mtdtl --help`` does not load torch)."""
+    from mtdtl.device import usable_cores
+
+    return usable_cores()
+
+
+def _cpu_model() -> str:
+    """:func:`mtdtl.device.cpu_model` (imported when called)."""
+    from mtdtl.device import cpu_model
+
+    return cpu_model()
 
 
 def _gpus() -> list[str]:
@@ -1493,16 +1499,6 @@ def collect_sweep(sweep_file: str | os.PathLike | Sweep) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # the plan
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _time_import() -> float:

@@ -197,10 +197,9 @@ def _refit_dask(seed_seq, payload):
 # --------------------------------------------------------------------------- driver
 
 def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    from mtdtl.device import usable_cores
+
+    return usable_cores()
 
 
 def parametric_bootstrap(fit: MixedFit, *, B: int = 1000, seed: int = 0, client=None,
