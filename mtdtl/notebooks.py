@@ -10,11 +10,14 @@ finds them.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import html as _html
 import json
+import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
 
 __all__ = ["NOTEBOOKS", "notebooks_dir", "notebook_path", "run_notebook", "html_path", "write_html",
-           "finalize_progress_bars"]
+           "finalize_progress_bars", "WarmKernel", "warm_kernel", "shutdown_warm_kernels"]
 
 log = get_logger(__name__)
 
@@ -170,9 +173,245 @@ def _postprocess(out_path: Path, *, html_copy: bool) -> None:
 KERNEL_ARGUMENTS = ("--log-level=ERROR",)
 
 
+# ---------------------------------------------------------------------------------------
+# a warm kernel: one kernel for many notebooks (sweeps)
+# ---------------------------------------------------------------------------------------
+
+#: What a warm kernel imports once, when it starts: the modules every walkthrough notebook's
+#: first cell imports, which cost seconds in each fresh kernel (torch, pandas, matplotlib, mtdtl).
+WARM_IMPORTS = ("torch", "numpy", "pandas", "matplotlib.pyplot", "IPython.display", "mtdtl.models",
+                "mtdtl.plots", "mtdtl.report", "mtdtl.training", "mtdtl.transfer", "mtdtl.walkthrough",
+                "mtdtl.evaluation.reference", "mtdtl.paths", "mtdtl.runs")
+
+_RESET_CODE = """
+get_ipython().run_line_magic("reset", "-f")
+import gc as _gc, os as _os
+try:
+    import matplotlib.pyplot as _plt
+    _plt.close("all")
+    del _plt
+except ImportError:
+    pass
+_os.chdir({cwd!r})
+get_ipython().execution_count = 1
+_gc.collect()
+del _gc, _os
+"""
+
+
+class WarmKernel:
+    """One Jupyter kernel that runs many notebooks in turn, each in a clean namespace.
+
+    A sweep runs two notebooks per run; in a fresh kernel each pays the kernel's start and the
+    imports of torch, pandas, matplotlib and mtdtl (seconds, more than a debug run trains). A
+    warm kernel pays them once: it starts with :data:`WARM_IMPORTS` imported, and before each
+    notebook its user namespace is emptied (IPython's ``%reset -f``: variables, ``In``/``Out``),
+    its figures closed, its working directory set and its cell counter restarted at 1, so every
+    notebook runs its own cells from a clean namespace, as in a new kernel. What does persist is
+    process state outside the namespace: imported modules (the point), torch's thread settings
+    and random generators (every notebook seeds its own work), and the kernel's environment,
+    which is fixed when it starts (a kernel is kept per environment).
+
+    The kernel is replaced by a new one after ``max_notebooks`` notebooks (memory a notebook
+    leaves behind cannot pile up), after a notebook failed, and when it died.
+
+    Parameters
+    ----------
+    kernel_name : str
+        The Jupyter kernel.
+    env : dict, optional
+        Environment variables of the kernel, on top of this process's environment (a value of
+        None removes a variable).
+    max_notebooks : int
+        Notebooks before the kernel is replaced by a new one (>= 1).
+    imports : tuple of str
+        Modules imported when the kernel starts.
+    """
+
+    def __init__(self, kernel_name: str = "python3", *, env: dict[str, str] | None = None,
+                 max_notebooks: int = 20, imports: tuple[str, ...] = WARM_IMPORTS):
+        if max_notebooks < 1:
+            raise MtdtlError(f"max_notebooks must be at least 1, got {max_notebooks}")
+        self.kernel_name = kernel_name
+        self.env = {k: (None if v is None else str(v)) for k, v in (env or {}).items()}
+        self.max_notebooks = int(max_notebooks)
+        self.imports = tuple(imports)
+        self.km = None
+        self.notebooks = 0  # run by the current kernel
+        self.starts = 0  # kernels started so far
+        self._dirty = False
+
+    # -- life cycle ---------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.km is not None and self.km.has_kernel and self.km.is_alive()
+
+    def start(self) -> None:
+        """Start the kernel (a running one is shut down first) and import :attr:`imports`."""
+        from jupyter_client.manager import KernelManager
+
+        self.shutdown()
+        km = KernelManager(kernel_name=self.kernel_name)
+        env = {**os.environ, **self.env}
+        km.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS),
+                        env={k: v for k, v in env.items() if v is not None})
+        self.km, self.notebooks, self._dirty = km, 0, False
+        self.starts += 1
+        if self.imports:
+            code = "\n".join(f"import {m}" for m in self.imports)
+            try:
+                self._execute(code, timeout=300)
+            except MtdtlError as err:  # an import that fails here fails visibly in the notebook
+                log.debug("warm kernel: preloading failed (%s); the notebooks import what they need", err)
+        log.debug("warm kernel %s started (pid %s)", self.starts, self._pid())
+
+    def shutdown(self) -> None:
+        """Stop the kernel, if one runs."""
+        km, self.km = self.km, None
+        if km is None:
+            return
+        try:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+        except Exception as err:  # noqa: BLE001 - a dead kernel is already what we want
+            log.debug("warm kernel: shutdown: %s", err)
+        finally:
+            try:
+                km.cleanup_resources()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _pid(self):
+        try:
+            return self.km.provisioner.process.pid  # type: ignore[union-attr]
+        except AttributeError:
+            return None
+
+    def _execute(self, code: str, *, timeout: float = 120) -> None:
+        """Run ``code`` in the kernel outside any notebook; raise :class:`MtdtlError` on error."""
+        kc = self.km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=120)
+            reply = kc.execute_interactive(code, store_history=False, timeout=timeout,
+                                           output_hook=lambda msg: None)
+        except Exception as err:  # noqa: BLE001 - a timeout or a dead kernel
+            raise MtdtlError(f"the warm kernel did not run its set-up code: {err}") from err
+        finally:
+            kc.stop_channels()
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            raise MtdtlError(f"the warm kernel's set-up code failed: {content.get('ename')}: {content.get('evalue')}")
+
+    def prepare(self, cwd: str | Path) -> None:
+        """Make the kernel ready for the next notebook: start or replace it where needed, then
+        empty its namespace and move it to ``cwd``."""
+        if self.km is None or self._dirty or self.notebooks >= self.max_notebooks or not self.alive:
+            self.start()
+        try:
+            self._execute(_RESET_CODE.format(cwd=str(Path(cwd).resolve())))
+        except MtdtlError as err:
+            log.debug("warm kernel: reset failed (%s); starting a new kernel", err)
+            self.start()
+            self._execute(_RESET_CODE.format(cwd=str(Path(cwd).resolve())))
+        self.notebooks += 1
+
+    def failed(self) -> None:
+        """The last notebook failed: its kernel is replaced before the next one."""
+        self._dirty = True
+
+    def __enter__(self) -> WarmKernel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def __del__(self):  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+_WARM: dict[tuple, WarmKernel] = {}
+_WARM_LOCK = threading.Lock()
+
+
+def warm_kernel(kernel_name: str = "python3", *, env: dict[str, str] | None = None,
+                max_notebooks: int = 20) -> WarmKernel:
+    """The :class:`WarmKernel` of this thread for ``kernel_name`` and ``env`` (made on first use).
+
+    A sweep's Dask worker runs one run at a time; keeping one warm kernel per thread and
+    environment lets the worker's runs share it, and never lets two notebooks share a kernel at
+    the same time.
+    """
+    env = {k: (None if v is None else str(v)) for k, v in (env or {}).items()}
+    key = (threading.get_ident(), kernel_name, tuple(sorted(env.items(), key=lambda kv: kv[0])))
+    with _WARM_LOCK:
+        k = _WARM.get(key)
+        if k is None:
+            k = _WARM[key] = WarmKernel(kernel_name, env=env, max_notebooks=max_notebooks)
+        k.max_notebooks = max(1, int(max_notebooks))
+        return k
+
+
+def shutdown_warm_kernels() -> int:
+    """Stop every warm kernel of this process (e.g. at the end of a sweep); returns how many."""
+    with _WARM_LOCK:
+        kernels = list(_WARM.values())
+        _WARM.clear()
+    n = 0
+    for k in kernels:
+        if k.km is not None:
+            n += 1
+        k.shutdown()
+    return n
+
+
+atexit.register(shutdown_warm_kernels)
+
+_ENGINE = "mtdtl-warm"
+
+
+def _register_warm_engine() -> str:
+    """A papermill engine that runs a notebook in a given, running kernel and leaves it running.
+
+    papermill's own engine passes a given kernel manager on to nbclient, which then keeps the
+    kernel but also its client's channels; this engine closes the client after the notebook.
+    """
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    if _ENGINE in papermill_engines._engines:
+        return _ENGINE
+
+    class _Client(PapermillNotebookClient):
+        def execute(self, **kwargs):
+            try:
+                return super().execute(**kwargs)
+            finally:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+                    self.kc = None
+
+    class _WarmEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs.pop("input_path", None)
+            kwargs.pop("timeout", None)
+            kwargs.pop("startup_timeout", None)
+            return _Client(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                           kernel_name=kernel_name, log=logging.getLogger("papermill"), log_output=log_output,
+                           stdout_file=stdout_file, stderr_file=stderr_file, **kwargs).execute()
+
+    papermill_engines.register(_ENGINE, _WarmEngine)
+    return _ENGINE
+
+
 def run_notebook(name: str, out_path: str | Path, *, parameters: dict[str, Any] | None = None,
                  cwd: str | Path | None = None, progress: bool = True,
-                 kernel_name: str = "python3", html: bool = True) -> Path:
+                 kernel_name: str = "python3", html: bool = True, kernel: WarmKernel | None = None) -> Path:
     """Execute notebook ``name`` with papermill into ``out_path``, and write its HTML copy.
 
     Parameters
@@ -190,6 +429,9 @@ def run_notebook(name: str, out_path: str | Path, *, parameters: dict[str, Any] 
     html : bool
         Also write ``out_path`` with the suffix ``.html`` (:func:`html_path`): the executed
         notebook as a self-contained page, figures included. Written for failed runs too.
+    kernel : WarmKernel, optional
+        Run in this kernel, started or reused (:class:`WarmKernel`), instead of a new one;
+        ``kernel_name`` is then the warm kernel's.
 
     Returns
     -------
@@ -205,10 +447,21 @@ def run_notebook(name: str, out_path: str | Path, *, parameters: dict[str, Any] 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     params = dict(parameters or {})
     log.info("running %s -> %s with %s", src.name, out_path, json.dumps(params, default=str))
+    workdir = Path(cwd or out_path.parent)
     try:
-        pm.execute_notebook(str(src), str(out_path), parameters=params, kernel_name=kernel_name,
-                            cwd=str(cwd or out_path.parent), progress_bar=progress,
-                            log_output=False, extra_arguments=list(KERNEL_ARGUMENTS))
+        if kernel is None:
+            pm.execute_notebook(str(src), str(out_path), parameters=params, kernel_name=kernel_name,
+                                cwd=str(workdir), progress_bar=progress,
+                                log_output=False, extra_arguments=list(KERNEL_ARGUMENTS))
+        else:
+            kernel.prepare(workdir)
+            try:
+                pm.execute_notebook(str(src), str(out_path.resolve()), parameters=params,
+                                    kernel_name=kernel.kernel_name, engine_name=_register_warm_engine(),
+                                    progress_bar=progress, log_output=False, km=kernel.km)
+            except BaseException:
+                kernel.failed()
+                raise
     except PapermillExecutionError as e:
         if out_path.is_file():
             _postprocess(out_path, html_copy=html)

@@ -130,6 +130,11 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "description": _Key("str", "", "one line about the sweep"),
         "out": _Key("path", "", "output folder; relative to this file's folder (default: <file stem>/)"),
         "html": _Key("bool", True, "an HTML copy beside each executed notebook"),
+        "kernel": _Key("str", "warm", "warm: each worker keeps one kernel for its notebooks, imports paid once, "
+                                      "namespace emptied between notebooks; fresh: a new kernel per notebook",
+                       choices=("warm", "fresh")),
+        "kernel_notebooks": _Key("int", 20, "kernel = warm: notebooks per kernel before a new one starts",
+                                 minimum=1),
     },
     "data": {
         "demo_size": _Key("str", "", "build (or reuse) the embedded demo corpus and its store of this size: "
@@ -661,7 +666,8 @@ def _to_toml(settings: Mapping[str, Mapping[str, Any]], *, title: str = "") -> s
 
 
 def write_sweep(path: str | os.PathLike, *, name: str = "", description: str = "", out: str = "",
-                template: str | os.PathLike | Sweep | None = None, **sections: Mapping[str, Any]) -> Path:
+                template: str | os.PathLike | Sweep | None = None, options: Mapping[str, Any] | None = None,
+                **sections: Mapping[str, Any]) -> Path:
     """Write a sweep file (atomically) and validate it by reading it back.
 
     Parameters
@@ -671,8 +677,10 @@ def write_sweep(path: str | os.PathLike, *, name: str = "", description: str = "
     name, description, out :
         Top-level keys (``out`` relative to the file's folder).
     template : path, name or Sweep, optional
-        Start from this sweep's settings (its paths made absolute); ``sections`` override them
-        key by key.
+        Start from this sweep's settings (its paths made absolute); ``options`` and ``sections``
+        override them key by key.
+    options : dict, optional
+        The other top-level keys: ``html``, ``kernel``, ``kernel_notebooks``.
     **sections : dict
         ``data={...}``, ``design={...}``, ``train={...}``, ``evaluate={...}``, ``dask={...}``:
         keys of the sweep file format (docs/sweep.md); keys left out take the template's values,
@@ -689,9 +697,14 @@ def write_sweep(path: str | os.PathLike, *, name: str = "", description: str = "
         raise MtdtlError(f"write_sweep: unknown section(s) {unknown}; valid: {', '.join(s for s in _SCHEMA if s)}")
     settings: dict[str, dict[str, Any]] = {"": {k: v for k, v in
                                                 (("name", name), ("description", description), ("out", out)) if v}}
+    bad = sorted(set(options or {}) - (set(_SCHEMA[""]) - {"name", "description", "out"}))
+    if bad:
+        raise MtdtlError(f"write_sweep: unknown option(s) {bad}; valid: html, kernel, kernel_notebooks")
     base: dict[str, dict[str, Any]] = {}
     if template is not None:
         tpl = template if isinstance(template, Sweep) else load_sweep(template)
+        settings[""].update({k: v for k, v in tpl.settings[""].items()
+                             if k not in ("name", "description", "out") and k in tpl.given})
         base = {sec: {k: v for k, v in vals.items() if sec and f"{sec}.{k}" in tpl.given}
                 for sec, vals in tpl.settings.items() if sec}
         for sec, key in (("data", "corpus"), ("data", "store"), ("design", "file"), ("evaluate", "choi_weights")):
@@ -700,6 +713,7 @@ def write_sweep(path: str | os.PathLike, *, name: str = "", description: str = "
         if base.get("evaluate", {}).get("target_roots"):
             base["evaluate"]["target_roots"] = {k: str(_resolve_path(str(v), tpl.file.parent))
                                                 for k, v in base["evaluate"]["target_roots"].items()}
+    settings[""].update(options or {})
     for section in _SCHEMA:
         if section:
             merged = {**base.get(section, {}), **dict(sections.get(section, {}))}
@@ -948,10 +962,15 @@ def _last_line(err: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _environment(env: Mapping[str, str]):
-    """Set environment variables for the kernels this task starts (one task per worker)."""
+def _environment(env: Mapping[str, str | None]):
+    """Set environment variables for the kernels this task starts (one task per worker); a value
+    of None removes the variable."""
     old = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: str(v) for k, v in env.items()})
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = str(v)
     try:
         yield
     finally:
@@ -962,8 +981,16 @@ def _environment(env: Mapping[str, str]):
                 os.environ[k] = v
 
 
+#: Environment variables a Dask worker sets for itself that the sweep's kernels must not inherit:
+#: the nanny's ``MALLOC_TRIM_THRESHOLD_=65536`` (distributed's ``pre-spawn-environ``) makes glibc hand
+#: memory back after every large free, and doubled the time of 03_evaluate's probes (measured:
+#: docs/sweep.md). A sweep file's ``[dask] env`` may still set it.
+_WORKER_ONLY_ENV = ("MALLOC_TRIM_THRESHOLD_",)
+
+
 def _task_env(job: Mapping[str, Any]) -> dict:
-    env = {"THP_MEM_ALLOC_ENABLE": "1", **{k: str(v) for k, v in job.get("env", {}).items()}}
+    env = {"THP_MEM_ALLOC_ENABLE": "1", **{k: None for k in _WORKER_ONLY_ENV},
+           **{k: str(v) for k, v in job.get("env", {}).items()}}
     gpus = job.get("gpus") or []
     if gpus:
         try:
@@ -1011,6 +1038,16 @@ def _html_kw(job: Mapping[str, Any]) -> dict:
     return {"html": bool(job.get("html", True))} if "html" in inspect.signature(run_notebook).parameters else {}
 
 
+def _kernel_kw(job: Mapping[str, Any], env: Mapping[str, str]) -> dict:
+    """``kernel=`` for :func:`mtdtl.notebooks.run_notebook`: this worker thread's warm kernel for the
+    run's environment (sweep key ``kernel = "warm"``), or nothing (a fresh kernel per notebook)."""
+    if job.get("kernel", "fresh") != "warm":
+        return {}
+    from mtdtl.notebooks import warm_kernel
+
+    return {"kernel": warm_kernel(env=dict(env), max_notebooks=int(job.get("kernel_notebooks", 20)))}
+
+
 def run_one(job: Mapping[str, Any]) -> dict:
     """Run one RunSpec: ``02_train`` then ``03_evaluate`` through papermill (the Dask task).
 
@@ -1045,17 +1082,19 @@ def run_one(job: Mapping[str, Any]) -> dict:
     _write_status(folder, status)
     t0 = time.perf_counter()
     try:
-        with _environment(_task_env(job)):
+        env = _task_env(job)
+        with _environment(env):
+            kw = {**_html_kw(job), **_kernel_kw(job, env)}
             if _train_finished(folder, spec.epochs) and (folder / "02_train.ipynb").is_file():
                 log.info("%s: training already finished, not run again", spec.id)
             else:
                 run_notebook("02_train", folder / "02_train.ipynb", parameters=dict(job["train"]), cwd=folder,
-                             progress=False, **_html_kw(job))
+                             progress=False, **kw)
                 status["train_s"] = round(time.perf_counter() - t0, 3)
                 status["train_cell_s"] = _cell_seconds(folder / "02_train.ipynb", "train(config)")
             t1 = time.perf_counter()
             run_notebook("03_evaluate", folder / "03_evaluate.ipynb", parameters=dict(job["evaluate"]), cwd=folder,
-                         progress=False, **_html_kw(job))
+                         progress=False, **kw)
             status["evaluate_s"] = round(time.perf_counter() - t1, 3)
             status["evaluate_cell_s"] = _cell_seconds(folder / "03_evaluate.ipynb", "evaluate_transfer(")
         missing = missing_rows(folder / "evaluate" / "results.csv", run=spec.id,
@@ -1346,7 +1385,8 @@ def run_sweep(sweep_file: str | os.PathLike | Sweep, *, scheduler: str | None = 
                     tp, ep = _notebook_params(sweep, spec, folder, corpus, store)
                     job = {"run": spec.id, "spec": spec.to_dict(), "folder": str(folder), "train": tp,
                            "evaluate": ep, "targets": [list(x) for x in targets], "repetitions": reps,
-                           "env": env, "gpus": gpus, "html": sweep[""]["html"]}
+                           "env": env, "gpus": gpus, "html": sweep[""]["html"], "kernel": sweep[""]["kernel"],
+                           "kernel_notebooks": sweep[""]["kernel_notebooks"]}
                     fut = client.submit(run_one, job, key=f"mtdtl-run-{spec.id}-{os.getpid()}-{time.time_ns()}",
                                         pure=False, priority=len(todo) - i, **_resources(client))
                     futures[fut] = spec.id
@@ -1405,6 +1445,10 @@ def run_sweep(sweep_file: str | os.PathLike | Sweep, *, scheduler: str | None = 
             raise
         finally:
             if client is not None:
+                from mtdtl.notebooks import shutdown_warm_kernels
+
+                with contextlib.suppress(Exception):  # a shared cluster's workers live on: not its kernels
+                    client.run(shutdown_warm_kernels)
                 with contextlib.suppress(Exception):
                     client.close()
             if cluster is not None:
@@ -1798,7 +1842,9 @@ def sweep_plan(sweep_file: str | os.PathLike | Sweep, *, calibrate_here: bool = 
         _, n_slices = _eval_slices(sweep, corpus)
         eval_extract = n_slices / calib["infer_rate"] if calib["infer_rate"] else 0.0
         eval_probe = 0.5 * n_targets * sweep["evaluate"]["repetitions"]  # MLP / WMF fits: ~0.5 s each on small targets
-        overhead = 2 * (calib["kernel_s"] + 1.0)  # two kernels: start-up, imports
+        # two notebooks a run: a kernel's start-up and imports each (fresh), or once per kernel_notebooks (warm)
+        kernels = 2.0 if sweep[""]["kernel"] == "fresh" else 2.0 / sweep[""]["kernel_notebooks"]
+        overhead = kernels * calib["kernel_s"] + 2.0
         basis = "calibration"
         if st is not None and (st["state"] == "done").any() and st["train_s"].notna().any():
             fin = st[(st["state"] == "done") & st["train_s"].notna() & st["evaluate_s"].notna()]

@@ -159,6 +159,19 @@ def test_write_sweep_round_trip(tmp_path):
     assert not (tmp_path / "bad.toml").exists() and not list(tmp_path.glob(".*"))
 
 
+def test_write_sweep_top_level_options_and_template(tmp_path):
+    f = write_sweep(tmp_path / "a.toml", data={"demo_size": "tiny"}, options={"kernel": "fresh", "html": False})
+    a = load_sweep(f)
+    assert a[""]["kernel"] == "fresh" and a[""]["html"] is False and a[""]["kernel_notebooks"] == 20
+    b = load_sweep(write_sweep(tmp_path / "b.toml", template=f, options={"kernel_notebooks": 5}))
+    assert (b[""]["kernel"], b[""]["html"], b[""]["kernel_notebooks"]) == ("fresh", False, 5)
+    assert load_sweep(write_sweep(tmp_path / "c.toml", data={"demo_size": "tiny"}))[""]["kernel"] == "warm"
+    with pytest.raises(MtdtlError, match="unknown option"):
+        write_sweep(tmp_path / "d.toml", data={"demo_size": "tiny"}, options={"kernels": "warm"})
+    with pytest.raises(MtdtlError, match="kernel"):
+        write_sweep(tmp_path / "e.toml", data={"demo_size": "tiny"}, options={"kernel": "hot"})
+
+
 def test_design_kinds(tmp_path):
     from mtdtl.design import generate_design, write_released
 
@@ -403,6 +416,26 @@ def test_sweep_survives_kill_9(tiny_corpus, tiny_store, tmp_path):
     assert report.submitted == 1 and (report.status["state"] == "done").all()
     assert _hashes(sweep.run_folder(first)) == before, "a finished run was touched"
     assert set(collect_sweep(sweep)["run"]) == {first.id, second.id}
+
+
+@pytest.mark.slow
+def test_warm_and_fresh_kernels_give_the_same_results(tiny_corpus, tiny_store, tmp_path):
+    """kernel = "warm" (one kernel for every notebook of a worker) changes nothing in the results."""
+    tables = {}
+    for kernel in ("warm", "fresh"):
+        (tmp_path / kernel).mkdir()
+        f = _tiny_sweep(tmp_path / kernel, tiny_corpus, tiny_store, workers=1, baselines="[]")
+        f.write_text(f.read_text().replace('name = "tiny"', f'name = "tiny"\nkernel = "{kernel}"', 1))
+        sweep = load_sweep(f)
+        assert sweep[""]["kernel"] == kernel
+        report = run_sweep(sweep, progress=False)
+        assert report.submitted == 2 and (report.status["state"] == "done").all()
+        cols = ["run", "target", "metric", "repetition", "value"]
+        tables[kernel] = collect_sweep(sweep)[cols].sort_values(cols[:4]).reset_index(drop=True)
+    assert len(tables["warm"]) == 4
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(tables["warm"], tables["fresh"])
 
 
 def test_sweep_from_design_keeps_the_template(tmp_path):

@@ -7,6 +7,7 @@ FLOPs count the multiply-adds of convolutions and fully connected layers as two 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable
 
 import pandas as pd
@@ -223,7 +224,14 @@ def param_table(n_sources: int | Iterable[int] = 8, *, width: str = "full", n_ou
         sample of one training iteration on a non-``self`` source; a training step costs about
         3x), ``mflops_features`` (forward MFLOP per sample of the whole representation).
     """
-    ns = [int(n_sources)] if isinstance(n_sources, int) else sorted({int(n) for n in n_sources})
+    ns = (int(n_sources),) if isinstance(n_sources, int) else tuple(sorted({int(n) for n in n_sources}))
+    return _param_table(ns, width, int(n_out), tuple(archs)).copy()
+
+
+@lru_cache(maxsize=64)
+def _param_table(ns: tuple[int, ...], width: str, n_out: int, archs: tuple[str, ...]) -> pd.DataFrame:
+    """:func:`param_table`, computed once per set of arguments in a process (a sweep's warm
+    kernel shows the same table in every run's 02_train)."""
     specs = [parse_arch(a) for a in archs]
     for n in ns:
         if not 1 <= n <= len(SOURCE_NAMES):
