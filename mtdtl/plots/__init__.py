@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from mtdtl.plots.base import new_figure, save_figure
 from mtdtl.plots.data import coverage, gmm_fit, mel_examples, scaler_stats
-from mtdtl.plots.transfer import results_vs_baselines
+from mtdtl.plots.transfer import results_vs_baselines, scaling
 
-__all__ = ["mel_examples", "scaler_stats", "gmm_fit", "coverage", "results_vs_baselines", "save_figure",
+__all__ = ["mel_examples", "scaler_stats", "gmm_fit", "coverage", "results_vs_baselines", "scaling", "save_figure",
            "new_figure"]

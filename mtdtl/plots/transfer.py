@@ -11,7 +11,7 @@ import pandas as pd
 from mtdtl.errors import MtdtlError
 from mtdtl.plots.base import new_figure, style
 
-__all__ = ["results_vs_baselines"]
+__all__ = ["results_vs_baselines", "scaling"]
 
 #: Colours of the baselines (greys, as in the paper's Figure 8); learned representations get
 #: colours of the tab10 cycle, the highlighted one red.
@@ -80,4 +80,69 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None,
 
         handles = [Patch(color=colors[r], label=names.get(r, r)) for r in reps]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(reps), 3), frameon=False)
+    return fig
+
+
+def scaling(results: pd.DataFrame, *, ncols: int = 3, title: str | None = None):
+    """Transfer score against training samples seen: the learned curve beside Rand and MFCC.
+
+    Parameters
+    ----------
+    results : DataFrame
+        What :func:`mtdtl.scaling.transfer_scaling` returns (``series``, ``samples``, ``target``,
+        ``metric``, ``value``).
+    ncols : int
+        Panels per row.
+    title : str, optional
+        Above the panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per task: the learned representation's mean ± one standard deviation over
+        repetitions at each kept checkpoint (log x axis), and each baseline as a horizontal
+        line with its ± one standard deviation band. A teacher's slide: does training help,
+        and from how many samples on?
+    """
+    if results is None or len(results) == 0:
+        raise MtdtlError("no results to plot")
+    need = {"series", "samples", "target", "metric", "value"}
+    if not need <= set(results.columns):
+        raise MtdtlError(f"scaling: results need the columns {sorted(need)} (mtdtl.scaling.transfer_scaling)")
+    learned = results[results["series"] == "learned"]
+    if learned.empty:
+        raise MtdtlError("scaling: no learned checkpoint in the results")
+    panels = list(dict.fromkeys(zip(results["target"], results["metric"])))
+    baselines = [b for b in dict.fromkeys(results["series"]) if b != "learned"]
+    base_colors = {b: c for b, c in zip(baselines, ("0.35", "C2", "C4", "C5"))}
+    cols = max(1, min(ncols, len(panels)))
+    rows = math.ceil(len(panels) / cols)
+    fig = new_figure(3.3 * cols, 2.6 * rows + 0.6)
+    with style():
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for ax, (t, metric) in zip(axes.flat, panels):
+            sub = results[(results["target"] == t) & (results["metric"] == metric)]
+            cur = sub[sub["series"] == "learned"].groupby("samples")["value"].agg(["mean", "std"]).sort_index()
+            x = cur.index.to_numpy(dtype=float)
+            ax.plot(x, cur["mean"], "o-", color="C3", lw=1.6, ms=3.5, label="learned")
+            ax.fill_between(x, cur["mean"] - cur["std"].fillna(0), cur["mean"] + cur["std"].fillna(0),
+                            color="C3", alpha=0.18, lw=0)
+            for b in baselines:
+                v = sub.loc[sub["series"] == b, "value"]
+                if v.empty:
+                    continue
+                m, s = float(v.mean()), float(v.std()) if len(v) > 1 else 0.0
+                ax.axhline(m, color=base_colors[b], lw=1.2, ls="--", label=b)
+                ax.axhspan(m - s, m + s, color=base_colors[b], alpha=0.12, lw=0)
+            ax.set_xscale("log")
+            ax.set_title(str(t).removeprefix("demo:"), fontsize=9)
+            ax.set_ylabel(metric, fontsize=8)
+            ax.set_xlabel("training samples seen", fontsize=8)
+            ax.tick_params(labelsize=7)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.set_visible(False)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+        if title:
+            fig.suptitle(title, fontsize=10)
     return fig
