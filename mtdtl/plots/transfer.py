@@ -83,6 +83,10 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None,
     return fig
 
 
+#: R^2 below this is drawn as a marker on the lower edge of a :func:`scaling` panel.
+R2_FLOOR = -1.0
+
+
 def scaling(results: pd.DataFrame, *, ncols: int = 3, title: str | None = None):
     """Transfer score against training samples seen: the learned curve beside Rand and MFCC.
 
@@ -101,7 +105,8 @@ def scaling(results: pd.DataFrame, *, ncols: int = 3, title: str | None = None):
     matplotlib.figure.Figure
         One panel per task: the learned representation's mean ± one standard deviation over
         repetitions at each kept checkpoint (log x axis), and each baseline as a horizontal
-        line with its ± one standard deviation band. A teacher's slide: does training help,
+        line with its ± one standard deviation band; an R² below :data:`R2_FLOOR` (a probe that
+        blew up) is a marker on the panel's lower edge. A teacher's slide: does training help,
         and from how many samples on?
     """
     if results is None or len(results) == 0:
@@ -134,6 +139,13 @@ def scaling(results: pd.DataFrame, *, ncols: int = 3, title: str | None = None):
                 m, s = float(v.mean()), float(v.std()) if len(v) > 1 else 0.0
                 ax.axhline(m, color=base_colors[b], lw=1.2, ls="--", label=b)
                 ax.axhspan(m - s, m + s, color=base_colors[b], alpha=0.12, lw=0)
+            if metric == "r2" and float(cur["mean"].min()) < R2_FLOOR:  # a blown-up probe would flatten the rest
+                low = cur["mean"] < R2_FLOOR
+                top = max(float((cur["mean"] + cur["std"].fillna(0))[~low].max()) if (~low).any() else 0.0,
+                          *(ln.get_ydata()[0] for ln in ax.get_lines()[1:]), 0.05)
+                ax.set_ylim(R2_FLOOR - 0.05, top + 0.05)
+                ax.plot(x[low.to_numpy()], [R2_FLOOR - 0.02] * int(low.sum()), "v", color="C3", ms=6, clip_on=False)
+                ax.text(0.98, 0.03, f"▼ R² < {R2_FLOOR:g}", transform=ax.transAxes, fontsize=7, color="C3", ha="right")
             ax.set_xscale("log")
             ax.set_title(str(t).removeprefix("demo:"), fontsize=9)
             ax.set_ylabel(metric, fontsize=8)
