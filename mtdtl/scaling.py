@@ -33,7 +33,9 @@ log = get_logger(__name__)
 
 
 def _run_meta(run_dir: Path) -> dict:
-    f = run_dir / "metrics.json"
+    from mtdtl.training.config import METRICS_NAME
+
+    f = run_dir / METRICS_NAME
     if not f.is_file():
         raise MtdtlError(f"{run_dir}: no metrics.json; train the run first (02_train)")
     try:
