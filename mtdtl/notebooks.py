@@ -183,6 +183,14 @@ WARM_IMPORTS = ("torch", "numpy", "pandas", "matplotlib.pyplot", "IPython.displa
                 "mtdtl.plots", "mtdtl.report", "mtdtl.training", "mtdtl.transfer", "mtdtl.walkthrough",
                 "mtdtl.evaluation.reference", "mtdtl.paths", "mtdtl.runs")
 
+# after the warm imports: what they allocated leaves the collector's generations for good
+_FREEZE_CODE = """
+import gc as _gc
+_gc.collect()
+_gc.freeze()
+del _gc
+"""
+
 _RESET_CODE = """
 get_ipython().run_line_magic("reset", "-f")
 import gc as _gc, os as _os
@@ -237,6 +245,7 @@ class WarmKernel:
         self.max_notebooks = int(max_notebooks)
         self.imports = tuple(imports)
         self.km = None
+        self.kc = None  # the kernel's one client: resets and papermill's notebooks share it
         self.notebooks = 0  # run by the current kernel
         self.starts = 0  # kernels started so far
         self._dirty = False
@@ -247,7 +256,10 @@ class WarmKernel:
         return self.km is not None and self.km.has_kernel and self.km.is_alive()
 
     def start(self) -> None:
-        """Start the kernel (a running one is shut down first) and import :attr:`imports`."""
+        """Start the kernel (a running one is shut down first), connect its client and import
+        :attr:`imports`; the objects of those imports are then frozen out of the garbage
+        collector (``gc.freeze``), so that the full collections of the notebooks' resets and of
+        their own cells no longer walk torch's and pandas' module objects."""
         from jupyter_client.manager import KernelManager
 
         self.shutdown()
@@ -257,17 +269,31 @@ class WarmKernel:
                         env={k: v for k, v in env.items() if v is not None})
         self.km, self.notebooks, self._dirty = km, 0, False
         self.starts += 1
-        if self.imports:
-            code = "\n".join(f"import {m}" for m in self.imports)
-            try:
-                self._execute(code, timeout=300)
-            except MtdtlError as err:  # an import that fails here fails visibly in the notebook
-                log.debug("warm kernel: preloading failed (%s); the notebooks import what they need", err)
+        kc = km.client()
+        kc.start_channels()
+        self.kc = kc
+        try:
+            kc.wait_for_ready(timeout=120)
+        except Exception as err:  # noqa: BLE001 - a kernel that does not come up
+            self.shutdown()
+            raise MtdtlError(f"the warm kernel did not start: {err}") from err
+        kc.allow_stdin = False
+        code = "\n".join(f"import {m}" for m in self.imports)
+        try:
+            self._execute(code + _FREEZE_CODE, timeout=300)
+        except MtdtlError as err:  # an import that fails here fails visibly in the notebook
+            log.debug("warm kernel: preloading failed (%s); the notebooks import what they need", err)
         log.debug("warm kernel %s started (pid %s)", self.starts, self._pid())
 
     def shutdown(self) -> None:
-        """Stop the kernel, if one runs."""
+        """Stop the kernel and its client, if one runs."""
         km, self.km = self.km, None
+        kc, self.kc = self.kc, None
+        if kc is not None:
+            try:
+                kc.stop_channels()
+            except Exception as err:  # noqa: BLE001
+                log.debug("warm kernel: stopping the client: %s", err)
         if km is None:
             return
         try:
@@ -288,17 +314,14 @@ class WarmKernel:
             return None
 
     def _execute(self, code: str, *, timeout: float = 120) -> None:
-        """Run ``code`` in the kernel outside any notebook; raise :class:`MtdtlError` on error."""
-        kc = self.km.client()
-        kc.start_channels()
+        """Run ``code`` in the kernel outside any notebook, through the kernel's one client
+        (connected once, so no per-call channel set-up and ready wait); raise
+        :class:`MtdtlError` on error."""
         try:
-            kc.wait_for_ready(timeout=120)
-            reply = kc.execute_interactive(code, store_history=False, timeout=timeout,
-                                           output_hook=lambda msg: None)
+            reply = self.kc.execute_interactive(code, store_history=False, timeout=timeout,
+                                                output_hook=lambda msg: None)
         except Exception as err:  # noqa: BLE001 - a timeout or a dead kernel
             raise MtdtlError(f"the warm kernel did not run its set-up code: {err}") from err
-        finally:
-            kc.stop_channels()
         content = reply.get("content", {})
         if content.get("status") != "ok":
             raise MtdtlError(f"the warm kernel's set-up code failed: {content.get('ename')}: {content.get('evalue')}")
@@ -386,13 +409,17 @@ def _register_warm_engine() -> str:
         return _ENGINE
 
     class _Client(PapermillNotebookClient):
+        warm_kc = None  # the warm kernel's connected client, used instead of a new one
+
         def execute(self, **kwargs):
+            if self.warm_kc is not None:
+                self.kc = self.warm_kc  # nbclient then skips connecting and waiting for the kernel
             try:
                 return super().execute(**kwargs)
             finally:
-                if self.kc is not None:
+                if self.kc is not None and self.kc is not self.warm_kc:
                     self.kc.stop_channels()
-                    self.kc = None
+                self.kc = None
 
     class _WarmEngine(NBClientEngine):
         @classmethod
@@ -401,9 +428,12 @@ def _register_warm_engine() -> str:
             kwargs.pop("input_path", None)
             kwargs.pop("timeout", None)
             kwargs.pop("startup_timeout", None)
-            return _Client(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
-                           kernel_name=kernel_name, log=logging.getLogger("papermill"), log_output=log_output,
-                           stdout_file=stdout_file, stderr_file=stderr_file, **kwargs).execute()
+            warm_kc = kwargs.pop("warm_kc", None)
+            client = _Client(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                             kernel_name=kernel_name, log=logging.getLogger("papermill"), log_output=log_output,
+                             stdout_file=stdout_file, stderr_file=stderr_file, **kwargs)
+            client.warm_kc = warm_kc
+            return client.execute()
 
     papermill_engines.register(_ENGINE, _WarmEngine)
     return _ENGINE
@@ -458,7 +488,8 @@ def run_notebook(name: str, out_path: str | Path, *, parameters: dict[str, Any] 
             try:
                 pm.execute_notebook(str(src), str(out_path.resolve()), parameters=params,
                                     kernel_name=kernel.kernel_name, engine_name=_register_warm_engine(),
-                                    progress_bar=progress, log_output=False, km=kernel.km)
+                                    progress_bar=progress, log_output=False, km=kernel.km,
+                                    warm_kc=kernel.kc)
             except BaseException:
                 kernel.failed()
                 raise

@@ -135,6 +135,9 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
                        choices=("warm", "fresh")),
         "kernel_notebooks": _Key("int", 20, "kernel = warm: notebooks per kernel before a new one starts",
                                  minimum=1),
+        "figure_formats": _Key("list_str", ["png"], "formats of each run's saved figures: png, pdf, svg (the "
+                                                    "notebooks' own default is png and pdf)",
+                               choices=("png", "pdf", "svg")),
     },
     "data": {
         "demo_size": _Key("str", "", "build (or reuse) the embedded demo corpus and its store of this size: "
@@ -236,6 +239,10 @@ def _check_value(file: Path, section: str, key: str, spec: _Key, value: Any) -> 
         value = [v.strip() for v in value]
         if len(set(value)) != len(value):
             raise _fail(file, where, f"names repeated in {value}")
+        if spec.choices and set(value) - set(spec.choices):
+            raise _fail(file, where, f"{sorted(set(value) - set(spec.choices))} not among {', '.join(spec.choices)}")
+        if spec.choices and not value:
+            raise _fail(file, where, "give at least one")
     elif kind == "list_int":
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise bad("a list of integers")
@@ -680,7 +687,7 @@ def write_sweep(path: str | os.PathLike, *, name: str = "", description: str = "
         Start from this sweep's settings (its paths made absolute); ``options`` and ``sections``
         override them key by key.
     options : dict, optional
-        The other top-level keys: ``html``, ``kernel``, ``kernel_notebooks``.
+        The other top-level keys: ``html``, ``kernel``, ``kernel_notebooks``, ``figure_formats``.
     **sections : dict
         ``data={...}``, ``design={...}``, ``train={...}``, ``evaluate={...}``, ``dask={...}``:
         keys of the sweep file format (docs/sweep.md); keys left out take the template's values,
@@ -699,7 +706,8 @@ def write_sweep(path: str | os.PathLike, *, name: str = "", description: str = "
                                                 (("name", name), ("description", description), ("out", out)) if v}}
     bad = sorted(set(options or {}) - (set(_SCHEMA[""]) - {"name", "description", "out"}))
     if bad:
-        raise MtdtlError(f"write_sweep: unknown option(s) {bad}; valid: html, kernel, kernel_notebooks")
+        raise MtdtlError(f"write_sweep: unknown option(s) {bad}; valid: html, kernel, kernel_notebooks, "
+                         "figure_formats")
     base: dict[str, dict[str, Any]] = {}
     if template is not None:
         tpl = template if isinstance(template, Sweep) else load_sweep(template)
@@ -1261,13 +1269,14 @@ def _notebook_params(sweep: Sweep, spec, folder: Path, corpus: Path | None, stor
     train = {"arch": spec.arch, "sources": ",".join(spec.sources), "seed": spec.seed, "epochs": spec.epochs,
              "width": spec.width, "batch_size": spec.batch_size, "lr": spec.lr, "device": t["device"],
              "store": str(store), "out_dir": str(folder), "checkpoint_every": t["checkpoint_every"],
-             **t["params"]}
+             "figure_formats": ",".join(sweep[""]["figure_formats"]), **t["params"]}
     roots = ",".join(f"{k}:{_resolve_path(str(v), sweep.file.parent)}" for k, v in e["target_roots"].items())
     evaluate = {"run_dir": str(folder), "arch": spec.arch, "sources": ",".join(spec.sources), "epochs": spec.epochs,
                 "width": spec.width, "store": str(store), "corpus": str(corpus or ""),
                 "size": d["demo_size"] or "small", "seed": e["seed"], "targets": ",".join(e["targets"]),
                 "target_roots": roots, "repetitions": e["repetitions"], "baselines": "", "choi_weights": "",
-                "out_dir": str(folder / "evaluate"), **e["params"]}
+                "out_dir": str(folder / "evaluate"), "figure_formats": ",".join(sweep[""]["figure_formats"]),
+                **e["params"]}
     return train, evaluate
 
 

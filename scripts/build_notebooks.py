@@ -193,6 +193,7 @@ checkpoint_every: int = 1  # write the checkpoint every k epochs
 max_steps: int = 0  # stop after this many iterations in total, resumable; 0 means no limit
 show_model: bool = False  # also print the whole PyTorch module (long)
 log_level: str = "INFO"  # WARNING, INFO (a few lines per stage), DETAIL or DEBUG
+figure_formats: str = "png,pdf"  # formats of the saved figures, comma-separated: png, pdf, svg
 """),
     code("setup_notebook(log_level)"),
     code("""
@@ -237,7 +238,7 @@ run_dir = train(config)
     md("### Learning curves per source"),
     code("""
 fig = plot_curves(run_dir)
-save_figure(fig, Path(run_dir) / "figures" / "learning_curves")
+save_figure(fig, Path(run_dir) / "figures" / "learning_curves", formats=figure_formats)
 fig
 """),
     md("## Summary"),
@@ -288,6 +289,7 @@ choi_weights: str = ""  # Choi et al.'s model_best.hdf5, needed for the choi bas
 reference_dir: str = ""  # shared/reference folder: also runs the probes on Choi et al.'s published features
 out_dir: str = ""  # results.csv, figures and metrics.json; empty: run_dir/evaluate
 log_level: str = "INFO"  # WARNING, INFO (a few lines per stage), DETAIL (per target) or DEBUG
+figure_formats: str = "png,pdf"  # formats of the saved figures, comma-separated: png, pdf, svg
 """),
     code("setup_notebook(log_level)"),
     code("""
@@ -331,7 +333,7 @@ results_pivot(results, names=names)
     md("### Against the baselines (in the style of the paper's Figure 8)"),
     code("""
 fig = plots.results_vs_baselines(results, ours=ours.name, names=names)
-save_figure(fig, out / "figures" / "transfer_vs_baselines")
+save_figure(fig, out / "figures" / "transfer_vs_baselines", formats=figure_formats)
 fig
 """),
     md("""

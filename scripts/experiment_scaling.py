@@ -50,6 +50,8 @@ def main(argv=None) -> int:
     p.add_argument("--repetitions", type=int, default=3)
     p.add_argument("--baselines", default="mfcc,rand")
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--eval-epochs", default="",
+                   help="comma-separated checkpoints to evaluate (default: 1, 2, 4, ... and the last)")
     args = p.parse_args(argv)
 
     from _machine import machine, print_machine
@@ -75,7 +77,9 @@ def main(argv=None) -> int:
                       keep_checkpoints=True, precision=args.precision))
     t1 = time.perf_counter()
     targets = resolve_targets("demo", corpus=str(corpus))
-    res = transfer_scaling(run_dir, targets, epochs=log_spaced(args.epochs), results=args.out / "results.csv",
+    epochs = ([int(e) for e in args.eval_epochs.split(",") if e.strip()] if args.eval_epochs
+              else log_spaced(args.epochs))
+    res = transfer_scaling(run_dir, targets, epochs=epochs, results=args.out / "results.csv",
                            repetitions=args.repetitions, baselines=args.baselines)
     t2 = time.perf_counter()
     res.to_csv(args.out / "scaling_rows.csv", index=False)

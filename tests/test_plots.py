@@ -88,6 +88,12 @@ def test_save_figure_writes_png_and_pdf(tmp_path):
     paths = save_figure(fig, tmp_path / "sub" / "curve.png")  # a suffix given is replaced
     assert [p.name for p in paths] == ["curve.png", "curve.pdf"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+    # the notebooks' figure_formats parameter: a comma-separated string
+    assert [p.name for p in save_figure(fig, tmp_path / "s" / "c", formats="svg, png")] == ["c.svg", "c.png"]
+    for bad in ("jpg", "", ["png", "tiff"]):
+        with pytest.raises(MtdtlError, match="not among png, pdf, svg"):
+            save_figure(fig, tmp_path / "bad" / "c", formats=bad)
+    assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").iterdir())
 
 
 def test_figures_use_laptop_sized_fonts():

@@ -18,7 +18,9 @@ from mtdtl.evaluation.results import ResultsTable, tidy_rows
 from mtdtl.runs import RunSpec
 from mtdtl.sweep import (
     STATUS_NAME,
+    _check_notebook_parameters,
     _driver_lock,
+    _notebook_params,
     add_cli,
     collect_sweep,
     load_sweep,
@@ -170,6 +172,17 @@ def test_write_sweep_top_level_options_and_template(tmp_path):
         write_sweep(tmp_path / "d.toml", data={"demo_size": "tiny"}, options={"kernels": "warm"})
     with pytest.raises(MtdtlError, match="kernel"):
         write_sweep(tmp_path / "e.toml", data={"demo_size": "tiny"}, options={"kernel": "hot"})
+    # the runs' figures: PNG only unless the file asks for more; the notebooks get the list
+    assert a[""]["figure_formats"] == ["png"]
+    f = load_sweep(write_sweep(tmp_path / "f.toml", data={"demo_size": "tiny"},
+                               options={"figure_formats": ["png", "pdf"]}))
+    assert f[""]["figure_formats"] == ["png", "pdf"]
+    spec = f.runspecs()[0]
+    train, evaluate = _notebook_params(f, spec, tmp_path / "run", None, tmp_path / "store")
+    assert train["figure_formats"] == evaluate["figure_formats"] == "png,pdf"
+    _check_notebook_parameters({"02_train": train, "03_evaluate": evaluate})
+    with pytest.raises(MtdtlError, match=r"figure_formats: \['jpg'\] not among png, pdf, svg"):
+        write_sweep(tmp_path / "g.toml", data={"demo_size": "tiny"}, options={"figure_formats": ["jpg"]})
 
 
 def test_design_kinds(tmp_path):

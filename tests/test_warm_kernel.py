@@ -19,10 +19,11 @@ def _notebook(folder):
     nb.cells = [
         nbformat.v4.new_code_cell("value = 1\nfail = False", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
-            "import json, os, sys\n"
+            "import gc, json, os, sys\n"
             "leftover = 'secret' in dir()\n"
             "report = {'leftover': leftover, 'pid': os.getpid(), 'cwd': os.getcwd(), 'value': value,\n"
-            "          'preloaded': 'colorsys' in sys.modules, 'env': os.environ.get('MTDTL_WARM_TEST')}\n"
+            "          'preloaded': 'colorsys' in sys.modules, 'env': os.environ.get('MTDTL_WARM_TEST'),\n"
+            "          'frozen': gc.get_freeze_count()}\n"
             "secret = value\n"
             "open('report.json', 'w').write(json.dumps(report))\n"
             "if fail:\n"
@@ -45,7 +46,12 @@ def test_warm_kernel_runs_notebooks_in_a_clean_namespace(tmp_path, monkeypatch):
     monkeypatch.setenv("MTDTL_NOTEBOOKS", str(tmp_path / "nbs"))
     with WarmKernel(env={"MTDTL_WARM_TEST": "yes"}, max_notebooks=3, imports=("colorsys",)) as k:
         a, counts_a = _run(tmp_path, "a", k, value=1)
+        client = k.kc
         b, counts_b = _run(tmp_path, "b", k, value=2)
+        # the kernel's one client serves the resets and papermill, and stays connected
+        assert client is not None and k.kc is client and client.channels_running
+        # the preloaded modules' objects are out of the collector's way (gc.freeze)
+        assert a["frozen"] > 1000 and b["frozen"] == a["frozen"]
         # one kernel, imports kept, environment as given, namespace and counter fresh, cwd moved
         assert a["pid"] == b["pid"] and k.starts == 1
         assert not a["leftover"] and not b["leftover"], "a variable of the previous notebook survived"
@@ -66,7 +72,7 @@ def test_warm_kernel_runs_notebooks_in_a_clean_namespace(tmp_path, monkeypatch):
         os.kill(g["pid"], 9)
         h, _ = _run(tmp_path, "h", k)
         assert h["pid"] != g["pid"] and k.starts == 4
-    assert k.km is None
+    assert k.km is None and k.kc is None
 
 
 def test_warm_kernel_per_thread_and_environment():

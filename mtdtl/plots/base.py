@@ -17,7 +17,9 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["STYLE", "MAX_WIDTH_IN", "new_figure", "save_figure", "style", "enable_inline_display"]
+from mtdtl.errors import MtdtlError
+
+__all__ = ["STYLE", "MAX_WIDTH_IN", "FIGURE_FORMATS", "new_figure", "save_figure", "style", "enable_inline_display"]
 
 #: matplotlib settings of every walkthrough figure. At 100 dpi a 10 pt font is about 14 px,
 #: legible on a laptop with the figure at its natural size.
@@ -88,7 +90,11 @@ def new_figure(width: float, height: float, **kwargs):
         return Figure(figsize=(min(float(width), MAX_WIDTH_IN), float(height)), **kwargs)
 
 
-def save_figure(fig, path_stem: str | os.PathLike, *, formats: Sequence[str] = ("png", "pdf"),
+#: The formats :func:`save_figure` writes.
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def save_figure(fig, path_stem: str | os.PathLike, *, formats: str | Sequence[str] = ("png", "pdf"),
                 dpi: int | None = None) -> list[Path]:
     """Write ``fig`` as ``<path_stem>.png`` and ``<path_stem>.pdf`` (atomically, folders created).
 
@@ -97,7 +103,10 @@ def save_figure(fig, path_stem: str | os.PathLike, *, formats: Sequence[str] = (
     fig : matplotlib.figure.Figure
     path_stem : str or PathLike
         Path without extension (an extension given is replaced).
-    formats : sequence of str
+    formats : str or sequence of str
+        Among :data:`FIGURE_FORMATS`; a string is comma-separated (``"png,pdf"``), as the
+        notebooks' ``figure_formats`` parameter passes it. A PDF costs about as much again as
+        the PNG (sweeps write PNG only).
     dpi : int, optional
         Resolution of raster formats (default :data:`STYLE`'s ``savefig.dpi``, 200).
 
@@ -108,6 +117,12 @@ def save_figure(fig, path_stem: str | os.PathLike, *, formats: Sequence[str] = (
     """
     from mtdtl.io import atomic_write_bytes
 
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    formats = [str(f).lower() for f in formats]
+    bad = sorted(set(formats) - set(FIGURE_FORMATS))
+    if bad or not formats:
+        raise MtdtlError(f"save_figure: formats {bad or formats} not among {', '.join(FIGURE_FORMATS)}")
     stem = Path(path_stem)
     if stem.suffix.lower() in (".png", ".pdf", ".svg"):
         stem = stem.with_suffix("")
