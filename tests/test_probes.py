@@ -11,8 +11,8 @@ from sklearn.pipeline import Pipeline
 
 from mtdtl.errors import MtdtlError
 from mtdtl.evaluation import evaluate_probe
-from mtdtl.evaluation.probes import (HIDDEN, MAX_ITER, evaluate, make_probe, probe_splits,
-                                     validate)
+from mtdtl.evaluation.probes import (HIDDEN, MAX_ITER, ClippedStandardScaler, evaluate, make_probe,
+                                     probe_splits, validate)
 
 # small MLP for speed where the paper's size is not the point
 SMALL = dict(hidden=(32,), max_iter=100)
@@ -42,6 +42,38 @@ def test_paper_model_settings():
     std = make_probe("regression", seed=1, standardize_target=True)
     assert isinstance(std, TransformedTargetRegressor)
     assert std.regressor.named_steps["mlp"].hidden_layer_sizes == (256, 256)
+
+
+def test_feature_scalings(rng):
+    from sklearn.preprocessing import StandardScaler
+
+    assert isinstance(make_probe("classification").named_steps["scale"], StandardScaler)
+    assert type(make_probe("regression", feature_scaling="clip").named_steps["scale"]) is ClippedStandardScaler
+    assert make_probe("regression", feature_scaling="none").named_steps["scale"] == "passthrough"
+    with pytest.raises(MtdtlError, match="unknown feature scaling"):
+        make_probe("regression", feature_scaling="minmax")
+    # a dimension nearly constant on the training tracks, active on a test track
+    X = rng.standard_normal((60, 4))
+    X[:50, 3] = 1e-6 * rng.standard_normal(50)
+    X[55, 3] = 5.0
+    train, test = X[:50], X[50:]
+    std = StandardScaler().fit(train)
+    clip = ClippedStandardScaler().fit(train)
+    assert np.abs(std.transform(test)).max() > 1e5  # standardising alone: millions of sds out
+    Z = clip.transform(test)
+    assert (Z >= clip.z_min_ - 1e-12).all() and (Z <= clip.z_max_ + 1e-12).all()
+    np.testing.assert_allclose(clip.transform(train), std.transform(train))  # training values untouched
+    inside = np.abs(std.transform(test)[:, :3]) < np.abs(std.transform(train)[:, :3]).min(axis=0)
+    np.testing.assert_allclose(Z[:, :3][inside], std.transform(test)[:, :3][inside])
+    np.testing.assert_allclose(clip.fit_transform(train), std.transform(train))
+    # the option reaches the fits: a regression on such a dimension
+    y = X[:, 0] + 0.1 * rng.standard_normal(60)
+    split = np.array(["train"] * 50 + ["test"] * 10)
+    kw = dict(task="regression", split=split, n_repetitions=1, **SMALL)
+    r = {s: evaluate_probe(X, y, feature_scaling=s, **kw)[0]["r2"] for s in ("standard", "clip", "none")}
+    assert r["clip"] > 0.5 and r["standard"] < r["clip"], r
+    with pytest.raises(MtdtlError, match="unknown feature scaling"):
+        evaluate_probe(X, y, feature_scaling="z", **kw)
 
 
 def test_separable_classes_score_near_one(rng):

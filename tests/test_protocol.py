@@ -33,7 +33,8 @@ def test_every_other_option_gets_a_distinct_readable_id():
         ProtocolOptions(n_folds=10), ProtocolOptions(standardize_target=True), ProtocolOptions(als_solver="cg"),
         ProtocolOptions(als_solver="cg", cg_steps=5), ProtocolOptions(ndcg_k=100),
         ProtocolOptions(study_splits=False), ProtocolOptions(candidates="held_out", standardize_target=True),
-        ProtocolOptions(group_folds=False),
+        ProtocolOptions(group_folds=False), ProtocolOptions(feature_scaling="clip"),
+        ProtocolOptions(feature_scaling="none"),
     ]
     ids = [protocol_id(v) for v in variants]
     assert len(set(ids)) == len(ids) and "paper-1" not in ids
@@ -41,6 +42,7 @@ def test_every_other_option_gets_a_distinct_readable_id():
     assert protocol_id(ProtocolOptions(candidates="held_out", standardize_target=True)) == \
         "paper-1+candidates=held_out,standardize_target=true"
     assert protocol_id(ProtocolOptions(als_solver="cg")) == "paper-1+als_solver=cg,cg_steps=3"
+    assert protocol_id(ProtocolOptions(feature_scaling="clip")) == "paper-1+feature_scaling=clip"
     # cg_steps means nothing to the exact solver: same protocol
     assert protocol_id(ProtocolOptions(cg_steps=7)) == "paper-1"
     # equal options, equal ids
@@ -53,6 +55,7 @@ def test_every_other_option_gets_a_distinct_readable_id():
     (dict(n_folds=1), "n_folds"),
     (dict(ndcg_k=0), "ndcg_k"),
     (dict(standardize_target="no"), "True or False"),
+    (dict(feature_scaling="minmax"), "unknown feature scaling"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(MtdtlError, match=match):
@@ -76,9 +79,11 @@ def test_module_defaults_are_the_protocol_defaults():
     assert default(probes.evaluate_probe, "n_folds") == PAPER.n_folds
     assert default(probes.evaluate_probe, "standardize_target") is PAPER.standardize_target
     assert default(probes.make_probe, "standardize_target") is PAPER.standardize_target
+    for func in (probes.make_probe, probes.evaluate_probe):
+        assert default(func, "feature_scaling") == PAPER.feature_scaling == "standard"
     assert default(lt, "split_list") == "study" and PAPER.load_kwargs() == {"split_list": "study"}
     assert ProtocolOptions(study_splits=False).load_kwargs() == {"split_list": None}
-    assert PAPER.probe_kwargs() == {"n_folds": 5, "standardize_target": False}
+    assert PAPER.probe_kwargs() == {"n_folds": 5, "standardize_target": False, "feature_scaling": "standard"}
     rk = recommend_kwargs(ProtocolOptions(als_solver="cg", candidates="held_out"))
     assert rk["params"].method == "cg" and rk["candidates"] == "held_out" and rk["k"] == 500
     assert {f.name for f in fields(ProtocolOptions)} == set(PAPER.to_dict())

@@ -59,12 +59,12 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from mtdtl.errors import MtdtlError
-from mtdtl.evaluation.protocol import PAPER, fold_plan, quantile_strata
+from mtdtl.evaluation.protocol import FEATURE_SCALINGS, PAPER, fold_plan, quantile_strata
 from mtdtl.log import get_logger
 
 __all__ = [
-    "TASKS", "HIDDEN", "MAX_ITER", "validate", "accuracy", "r2", "make_probe", "probe_splits",
-    "evaluate", "evaluate_probe",
+    "TASKS", "HIDDEN", "MAX_ITER", "FEATURE_SCALINGS", "ClippedStandardScaler", "validate", "accuracy", "r2",
+    "make_probe", "probe_splits", "evaluate", "evaluate_probe",
 ]
 
 log = get_logger(__name__)
@@ -77,6 +77,41 @@ HIDDEN = (256, 256)
 MAX_ITER = 200
 #: Values a split array may hold.
 SPLITS = ("train", "valid", "test")
+
+
+class ClippedStandardScaler(StandardScaler):
+    """Standardise on the training part, then clip every dimension to the range it had there.
+
+    A dimension that barely varies on ~100 training tracks (a unit of a learned feature that is
+    almost never active) gets a tiny standard deviation, and a test track on which it is active
+    lands hundreds of standard deviations out: one such value can ruin a regression probe
+    (docs/learning.md, section 3). Clipping the standardised test values to the training
+    tracks' own minimum and maximum keeps what the scaler does for every value seen in
+    training and bounds the rest. Training values are unchanged; a test value inside the
+    training range is unchanged.
+    """
+
+    def fit(self, X, y=None, sample_weight=None):
+        super().fit(X, y, sample_weight=sample_weight)
+        Z = super().transform(np.asarray(X, dtype=np.float64), copy=True)
+        self.z_min_, self.z_max_ = Z.min(axis=0), Z.max(axis=0)
+        return self
+
+    def transform(self, X, copy=None):
+        return np.clip(super().transform(X, copy=copy), self.z_min_, self.z_max_)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        return self.fit(X, y, **fit_params).transform(X)
+
+
+def _scaler(feature_scaling: str):
+    if feature_scaling == "standard":
+        return StandardScaler()
+    if feature_scaling == "clip":
+        return ClippedStandardScaler()
+    if feature_scaling == "none":
+        return "passthrough"
+    raise MtdtlError(f"unknown feature scaling {feature_scaling!r}; use one of {FEATURE_SCALINGS}")
 
 
 def validate(X, y, *, task: str, split=None, groups=None) -> tuple:
@@ -181,8 +216,9 @@ def r2(y_true, y_pred) -> float:
 
 
 def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
-               max_iter: int = MAX_ITER, standardize_target: bool = PAPER.standardize_target):
-    """The probe model: StandardScaler, then an MLP (ReLU, Adam) with ``hidden`` layers.
+               max_iter: int = MAX_ITER, standardize_target: bool = PAPER.standardize_target,
+               feature_scaling: str = PAPER.feature_scaling):
+    """The probe model: a feature scaler, then an MLP (ReLU, Adam) with ``hidden`` layers.
 
     Parameters
     ----------
@@ -195,6 +231,11 @@ def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
         Regression only: standardise the target on the training part and map predictions back
         (:class:`~sklearn.compose.TransformedTargetRegressor`). Default False, as in the paper
         and the authors' code (the MLP fits the raw target).
+    feature_scaling : {"standard", "clip", "none"}
+        ``"standard"`` (mtdtl's default; the paper does not say): a ``StandardScaler`` fit on
+        the training part. ``"clip"``: the same, with every standardised dimension clipped to
+        the range it had on the training part (:class:`ClippedStandardScaler`). ``"none"``:
+        the features as they are (the authors' code's default).
 
     Returns
     -------
@@ -202,10 +243,11 @@ def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
     """
     kw = dict(hidden_layer_sizes=tuple(hidden), activation="relu", solver="adam",
               max_iter=max_iter, random_state=seed)
+    scaler = _scaler(feature_scaling)
     if task == "classification":
-        return Pipeline([("scale", StandardScaler()), ("mlp", MLPClassifier(**kw))])
+        return Pipeline([("scale", scaler), ("mlp", MLPClassifier(**kw))])
     if task == "regression":
-        model = Pipeline([("scale", StandardScaler()), ("mlp", MLPRegressor(**kw))])
+        model = Pipeline([("scale", scaler), ("mlp", MLPRegressor(**kw))])
         if standardize_target:
             return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
         return model
@@ -253,9 +295,9 @@ def evaluate(y_true, y_pred, *, task: str) -> dict[str, float]:
 
 
 def _fit_score(X, y, train, test, task, model_seed, hidden, max_iter, standardize_target,
-               description) -> dict:
+               description, feature_scaling=PAPER.feature_scaling) -> dict:
     model = make_probe(task, seed=model_seed, hidden=hidden, max_iter=max_iter,
-                       standardize_target=standardize_target)
+                       standardize_target=standardize_target, feature_scaling=feature_scaling)
     # A 256-unit MLP on a few thousand tracks gains nothing from threaded BLAS, and BLAS
     # threads that busy-wait between the many small products make it several times slower on
     # a loaded machine: one thread per fit, and parallel repetitions (n_jobs) instead.
@@ -271,6 +313,7 @@ def evaluate_probe(X, y, *, task: str, split=None, split_name: str | None = None
                    n_repetitions: int = 5, n_folds: int = PAPER.n_folds, seed: int = 0,
                    hidden: Sequence[int] = HIDDEN, max_iter: int = MAX_ITER,
                    standardize_target: bool = PAPER.standardize_target,
+                   feature_scaling: str = PAPER.feature_scaling,
                    n_jobs: int | None = None) -> list[dict]:
     """Fit and score the MLP probe ``n_repetitions`` times (Sections 4.4, 4.4.2).
 
@@ -300,6 +343,9 @@ def evaluate_probe(X, y, *, task: str, split=None, split_name: str | None = None
     standardize_target : bool
         Standardise regression targets inside the probe (default False: the paper's protocol;
         True: R^2 independent of the label scale). See :func:`make_probe`.
+    feature_scaling : {"standard", "clip", "none"}
+        How the features are scaled before the MLP (default ``"standard"``). See
+        :func:`make_probe`.
     n_jobs : int, optional
         Repetitions fit in parallel with joblib (default: one after the other).
 
@@ -314,9 +360,11 @@ def evaluate_probe(X, y, *, task: str, split=None, split_name: str | None = None
     plan = probe_splits(y, task=task, split=split, groups=groups, n_repetitions=n_repetitions,
                         n_folds=n_folds, seed=seed, split_name=split_name)
     std = bool(standardize_target)
+    _scaler(feature_scaling)  # an unknown name fails before any fit
     if n_jobs is not None and n_jobs != 1:
         from joblib import Parallel, delayed
 
         return list(Parallel(n_jobs=n_jobs)(
-            delayed(_fit_score)(X, y, tr, te, task, s, hidden, max_iter, std, d) for tr, te, s, d in plan))
-    return [_fit_score(X, y, tr, te, task, s, hidden, max_iter, std, d) for tr, te, s, d in plan]
+            delayed(_fit_score)(X, y, tr, te, task, s, hidden, max_iter, std, d, feature_scaling)
+            for tr, te, s, d in plan))
+    return [_fit_score(X, y, tr, te, task, s, hidden, max_iter, std, d, feature_scaling) for tr, te, s, d in plan]

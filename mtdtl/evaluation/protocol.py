@@ -54,6 +54,8 @@ PROTOCOL = "paper-1"
 CANDIDATES = ("catalogue", "held_out", "catalogue_mixed")
 #: Per-row solvers of the ALS (see :class:`mtdtl.evaluation.recommend.WMFParams`).
 ALS_SOLVERS = ("exact", "cg")
+#: How the probes scale features (see :func:`mtdtl.evaluation.probes.make_probe`).
+FEATURE_SCALINGS = ("standard", "clip", "none")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ class ProtocolOptions:
         Last.fm-1K hold-out drew items at random): False.
     standardize_target : bool
         Standardise regression targets inside the probe (paper: no; False).
+    feature_scaling : {"standard", "clip", "none"}
+        How the probe scales the features (:func:`mtdtl.evaluation.probes.make_probe`). The
+        paper does not say. ``"standard"`` (mtdtl's default): a ``StandardScaler`` fit on the
+        training part. ``"none"``: the features as they are (the authors' code's default; it
+        ruins the probes of MFCC and of the untrained network, whose features have very
+        different scales). ``"clip"``: standardised, then clipped to the training range (so a
+        near-constant learned dimension cannot put a test track hundreds of standard
+        deviations out). Measured in docs/learning.md.
     als_solver : {"exact", "cg"}
         Per-row solver of the ALS (paper and authors' code: exact solves).
     cg_steps : int
@@ -91,6 +101,7 @@ class ProtocolOptions:
     n_folds: int = 5
     group_folds: bool = True
     standardize_target: bool = False
+    feature_scaling: str = "standard"
     als_solver: str = "exact"
     cg_steps: int = 3
     ndcg_k: int = 500
@@ -99,6 +110,8 @@ class ProtocolOptions:
     def __post_init__(self) -> None:
         if self.candidates not in CANDIDATES:
             raise MtdtlError(f"unknown recommendation candidates {self.candidates!r}; use one of {CANDIDATES}")
+        if self.feature_scaling not in FEATURE_SCALINGS:
+            raise MtdtlError(f"unknown feature scaling {self.feature_scaling!r}; use one of {FEATURE_SCALINGS}")
         if self.als_solver not in ALS_SOLVERS:
             raise MtdtlError(f"unknown ALS solver {self.als_solver!r}; use one of {ALS_SOLVERS}")
         if int(self.n_folds) != self.n_folds or self.n_folds < 2:
@@ -136,7 +149,8 @@ class ProtocolOptions:
 
     def probe_kwargs(self) -> dict:
         """Keyword arguments of :func:`mtdtl.evaluation.probes.evaluate_probe` under these options."""
-        return {"n_folds": int(self.n_folds), "standardize_target": bool(self.standardize_target)}
+        return {"n_folds": int(self.n_folds), "standardize_target": bool(self.standardize_target),
+                "feature_scaling": str(self.feature_scaling)}
 
     def load_kwargs(self) -> dict:
         """Keyword arguments of :func:`mtdtl.targets.load_target` (``split_list``)."""
