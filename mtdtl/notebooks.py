@@ -400,7 +400,9 @@ def _register_warm_engine() -> str:
     """A papermill engine that runs a notebook in a given, running kernel and leaves it running.
 
     papermill's own engine passes a given kernel manager on to nbclient, which then keeps the
-    kernel but also its client's channels; this engine closes the client after the notebook.
+    kernel but also its client's channels. This engine takes the warm kernel's own connected
+    client (engine keyword ``warm_kc``) and leaves it open for the next notebook; a client
+    nbclient had to make itself is closed after the notebook.
     """
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
