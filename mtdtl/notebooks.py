@@ -16,8 +16,10 @@ import html as _html
 import json
 import logging
 import os
+import queue
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -316,12 +318,24 @@ class WarmKernel:
     def _execute(self, code: str, *, timeout: float = 120) -> None:
         """Run ``code`` in the kernel outside any notebook, through the kernel's one client
         (connected once, so no per-call channel set-up and ready wait); raise
-        :class:`MtdtlError` on error."""
+        :class:`MtdtlError` on error, on a timeout, and within a second when the kernel dies."""
         try:
-            reply = self.kc.execute_interactive(code, store_history=False, timeout=timeout,
-                                                output_hook=lambda msg: None)
-        except Exception as err:  # noqa: BLE001 - a timeout or a dead kernel
+            msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        except Exception as err:  # noqa: BLE001 - closed channels
             raise MtdtlError(f"the warm kernel did not run its set-up code: {err}") from err
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive:
+                raise MtdtlError("the warm kernel died")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MtdtlError(f"the warm kernel did not run its set-up code within {timeout:.0f} s")
+            try:
+                reply = self.kc.get_shell_msg(timeout=min(1.0, left))
+            except queue.Empty:
+                continue
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                break
         content = reply.get("content", {})
         if content.get("status") != "ok":
             raise MtdtlError(f"the warm kernel's set-up code failed: {content.get('ename')}: {content.get('evalue')}")

@@ -70,6 +70,9 @@ def test_warm_kernel_runs_notebooks_in_a_clean_namespace(tmp_path, monkeypatch):
         assert g["pid"] != d["pid"] and k.starts == 3
         # a kernel that died is replaced
         os.kill(g["pid"], 9)
+        # its client notices within a second (not after the set-up code's timeout)
+        with pytest.raises(MtdtlError, match="died"):
+            k._execute("pass", timeout=60)
         h, _ = _run(tmp_path, "h", k)
         assert h["pid"] != g["pid"] and k.starts == 4
     assert k.km is None and k.kc is None
