@@ -37,20 +37,10 @@ SCALINGS = ("standard", "clip", "none")
 
 
 def _real(reference: Path, scaling: str, repetitions: int, seed: int):
-    import pandas as pd
+    from mtdtl.evaluation.reference import choi_reference_check
 
-    from mtdtl.evaluation.probes import evaluate_probe
-    from mtdtl.evaluation.reference import CHOI_TASKS, load_choi_task
-    from mtdtl.evaluation.results import tidy_rows
-
-    frames = []
-    for name in CHOI_TASKS:
-        t = load_choi_task(reference, name)
-        for rep, X in (("choi", t.convnet), ("mfcc", t.mfcc)):
-            evals = evaluate_probe(X, t.y, task=t.task, split=t.split, n_repetitions=repetitions, seed=seed,
-                                   feature_scaling=scaling)
-            frames.append(tidy_rows(evals, representation=rep, run=rep, kind=rep, target=name, task=t.task))
-    return pd.concat(frames, ignore_index=True)
+    return choi_reference_check(reference, n_repetitions=repetitions, seed=seed, summary=False,
+                                feature_scaling=scaling)
 
 
 def _demo(run: Path, size: str, scaling: str, repetitions: int, seed: int, out: Path):

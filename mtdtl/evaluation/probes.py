@@ -100,9 +100,6 @@ class ClippedStandardScaler(StandardScaler):
     def transform(self, X, copy=None):
         return np.clip(super().transform(X, copy=copy), self.z_min_, self.z_max_)
 
-    def fit_transform(self, X, y=None, **fit_params):
-        return self.fit(X, y, **fit_params).transform(X)
-
 
 def _scaler(feature_scaling: str):
     if feature_scaling == "standard":

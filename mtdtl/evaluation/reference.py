@@ -44,6 +44,7 @@ import pandas as pd
 
 from mtdtl.errors import MtdtlError
 from mtdtl.evaluation.probes import evaluate_probe
+from mtdtl.evaluation.protocol import PAPER
 from mtdtl.evaluation.results import summarize, tidy_rows
 from mtdtl.log import get_logger
 
@@ -208,7 +209,8 @@ def load_choi_task(reference_dir: str | os.PathLike, name: str, *,
 
 def choi_reference_check(reference_dir: str | os.PathLike, *, n_repetitions: int = 5, seed: int = 0,
                          tasks=tuple(CHOI_TASKS), ballroom_subset: str = "study",
-                         n_jobs: int | None = None, summary: bool = True) -> pd.DataFrame:
+                         n_jobs: int | None = None, summary: bool = True,
+                         feature_scaling: str = PAPER.feature_scaling) -> pd.DataFrame:
     """The probes on Choi et al.'s convnet features and on their MFCC baseline.
 
     Parameters
@@ -227,6 +229,8 @@ def choi_reference_check(reference_dir: str | os.PathLike, *, n_repetitions: int
     summary : bool
         Return the mean / std / n per representation and target (:func:`summarize`) instead of
         the tidy per-repetition rows.
+    feature_scaling : {"standard", "clip", "none"}
+        How the probe scales the features (:func:`mtdtl.evaluation.probes.make_probe`).
 
     Returns
     -------
@@ -239,7 +243,7 @@ def choi_reference_check(reference_dir: str | os.PathLike, *, n_repetitions: int
         t = load_choi_task(reference_dir, name, ballroom_subset=ballroom_subset)
         for rep_name, X in (("choi", t.convnet), ("mfcc", t.mfcc)):
             evals = evaluate_probe(X, t.y, task=t.task, split=t.split, n_repetitions=n_repetitions,
-                                   seed=seed, n_jobs=n_jobs)
+                                   seed=seed, n_jobs=n_jobs, feature_scaling=feature_scaling)
             frames.append(tidy_rows(evals, representation=rep_name, run=rep_name,
                                     kind=rep_name, target=name, task=t.task))
             log.info("%s on %s: %s", rep_name, name,
