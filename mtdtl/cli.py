@@ -54,6 +54,12 @@ def _default_epochs() -> int:
     return DEFAULT_EPOCHS
 
 
+def _presets() -> tuple[str, ...]:
+    from mtdtl.walkthrough import PRESETS
+
+    return tuple(PRESETS)
+
+
 def _arch_ids() -> tuple[str, ...]:
     from mtdtl.constants import ARCH_IDS
 
@@ -92,11 +98,18 @@ def _cmd_corpus_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mtdtl.walkthrough import run_walkthrough
+    from mtdtl.walkthrough import preset_plan, run_walkthrough
 
-    done = run_walkthrough(out_dir=args.out, size=args.size, seed=args.seed, arch=args.arch,
+    plan = preset_plan(args.preset, size=args.size, epochs=args.epochs, precision=args.precision,
+                       repetitions=args.repetitions, arch=args.arch, sources=args.sources, seed=args.seed)
+    print(plan, end="\n\n", flush=True)
+    if args.plan:
+        return 0
+    out = args.out or Path("papermill_runs/demo" if args.preset == "walkthrough" else f"papermill_runs/demo-{args.preset}")
+    done = run_walkthrough(out_dir=out, size=args.size, seed=args.seed, arch=args.arch,
                            sources=args.sources, epochs=args.epochs, k=args.k, workers=args.workers,
-                           corpus_root=args.root, progress=not args.quiet)
+                           corpus_root=args.root, progress=not args.quiet, preset=args.preset,
+                           precision=args.precision, repetitions=args.repetitions)
     print(done.corpus_summary, end="\n\n")
     print(done.report())
     return 0
@@ -188,14 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
                           description="The walkthrough: build the demo corpus, run the notebooks 01_preprocess, "
                                       "02_train and 03_evaluate with papermill, write the executed notebooks "
                                       "and their HTML copies, and print the results.")
-    demo.add_argument("-o", "--out", type=Path, default=Path("papermill_runs/demo"),
-                      help="output folder (default: papermill_runs/demo)")
-    demo.add_argument("--size", default="small", choices=_sizes(), help="demo corpus size (default: small)")
+    demo.add_argument("-o", "--out", type=Path, default=None,
+                      help="output folder (default: papermill_runs/demo; papermill_runs/demo-<preset> for another preset)")
+    demo.add_argument("--preset", default="walkthrough", choices=_presets(),
+                      help="named settings (default: walkthrough; large: the medium corpus, 54 epochs, bf16 where "
+                           "native: about an hour on 2 CPU cores); its cost is printed before it starts")
+    demo.add_argument("--plan", action="store_true", help="print the preset's cost (measured here) and stop")
+    demo.add_argument("--size", default=None, choices=_sizes(), help="demo corpus size (default: the preset's)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--arch", default="ms_cr@6", choices=_arch_ids(), help="architecture (default: ms_cr@6)")
     demo.add_argument("--sources", default=DEFAULT_SOURCES, type=_sources,
                       help=f"learning sources, comma-separated (default: all eight: {DEFAULT_SOURCES})")
-    demo.add_argument("--epochs", type=_positive, default=None, help=f"training epochs (default: {_default_epochs()})")
+    demo.add_argument("--epochs", type=_positive, default=None,
+                      help=f"training epochs (default: the preset's; walkthrough: {_default_epochs()})")
+    demo.add_argument("--precision", default=None, choices=("fp32", "bf16", "auto"),
+                      help="training precision (default: the preset's; walkthrough: fp32, the paper's)")
+    demo.add_argument("--repetitions", type=_positive, default=None,
+                      help="repetitions of every evaluation (default: the preset's, 5)")
     demo.add_argument("--k", type=_positive, default=None,
                       help="pLSA topics / GMM components per source (default: 50; 8 for --size tiny)")
     demo.add_argument("--root", type=Path, default=None, help="corpus folder (default: the data dir's)")

@@ -1563,7 +1563,7 @@ def _time_import() -> float:
 
 
 def calibrate(archs: Iterable[str], *, width: str, batch_size: int, threads: int, steps: int = 3,
-              paper: bool = True, device: str = "cpu") -> dict:
+              paper: bool = True, device: str = "cpu", precision: str = "auto") -> dict:
     """Measure training and feature-extraction speed on this machine (a few steps each).
 
     Per architecture: training samples/s at ``width`` and ``batch_size`` (synthetic 2 x 216 x 128
@@ -1571,7 +1571,8 @@ def calibrate(archs: Iterable[str], *, width: str, batch_size: int, threads: int
     channels-last for the full network, bf16 where native). Also the inference rate (slices/s to
     the fc-feature), the start-up of a notebook kernel (a fresh Python importing mtdtl) and, with
     ``paper``, SS-R at full width and batch 128 on every CPU core, and on one GPU when there is one
-    (the paper's setting).
+    (the paper's setting). ``precision`` is the training's (:class:`mtdtl.training.TrainConfig`):
+    ``"auto"`` measures bf16 where the device does it natively, ``"fp32"`` and ``"bf16"`` force it.
 
     Returns
     -------
@@ -1589,10 +1590,11 @@ def calibrate(archs: Iterable[str], *, width: str, batch_size: int, threads: int
 
     dev = resolve_device(device)
     old = torch.get_num_threads()
+    flag = {"fp32": False, "bf16": True}.get(precision, precision)  # resolve_bf16's spelling
 
     def rate(arch: str, width_: str, batch: int, n_threads: int, on: torch.device) -> tuple[float, float]:
         torch.set_num_threads(n_threads)
-        bf16 = resolve_bf16("auto", on)
+        bf16 = resolve_bf16(flag, on)
         sources = ["tag"] if arch == "ss_r" else list(SOURCE_NAMES)
         model = build_model(arch, sources, width=width_, n_out=K, seed=0).to(on)
         g = torch.Generator().manual_seed(0)
@@ -1654,7 +1656,7 @@ def calibrate(archs: Iterable[str], *, width: str, batch_size: int, threads: int
         torch.set_num_threads(old)
     return {"machine": {"cpu": _cpu_model(), "cores": _cores(),
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-            "device": dev.type, "threads": threads, "bf16": resolve_bf16("auto", dev), "width": width,
+            "device": dev.type, "threads": threads, "bf16": resolve_bf16(flag, dev), "width": width,
             "batch_size": batch_size, "train_rate": train_rate, "infer_rate": max(infer) if infer else None,
             "kernel_s": _time_import(), "paper_rate_cpu": rate_cpu, "paper_rate_gpu": rate_gpu,
             "paper_rate_cpu_idle": cpu_rate.get(("ss_r", "full", 128, "cpu")), "load": os.getloadavg()[0]}

@@ -32,7 +32,7 @@ from mtdtl.notebooks import NOTEBOOKS, html_path, run_notebook
 from mtdtl.paths import demo_corpus_dir, demo_store_dir, stores_dir
 
 __all__ = ["ensure_demo_store", "run_walkthrough", "Walkthrough", "run_study", "Study", "demo_k", "DEMO_SIZES",
-           "DEMO_K"]
+           "DEMO_K", "Preset", "PRESETS", "preset_plan"]
 
 log = get_logger(__name__)
 
@@ -46,6 +46,108 @@ DEMO_SIZES = ("tiny", "small", "medium", "large", "full")
 #: a GMM with k components needs k training values, and the tiny corpus has about 20 training
 #: clips (18 with a year).
 DEMO_K = {"tiny": 8}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named settings of the single-run walkthrough (``mtdtl demo --preset NAME``).
+
+    Every other setting is the walkthrough's (MS-CR@6, all eight sources, full width, batch 128,
+    learning rate 2.5e-4, the paper's probes); an explicit ``size``, ``epochs``, ``precision``
+    or ``repetitions`` overrides the preset's.
+    """
+
+    name: str
+    description: str
+    size: str
+    epochs: int
+    precision: str = "fp32"  # TrainConfig.precision: fp32, bf16 or auto (bf16 where native)
+    repetitions: int = 5  # of every evaluation (paper: 5)
+
+
+#: The walkthrough's presets (docs/learning.md, "Presets").
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("walkthrough", "the default: the small demo corpus, 30 epochs in fp32; about 10 minutes on 2 CPU cores",
+           size="small", epochs=DEFAULT_EPOCHS),
+    Preset("large", "the medium demo corpus (3x the music), 54 epochs (3,024 iterations) in bf16 where the "
+                    "hardware has it natively; about an hour on 2 CPU cores, minutes on one GPU",
+           size="medium", epochs=54, precision="auto"),
+)}
+
+
+def _preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise MtdtlError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs: int | None = None,
+                precision: str | None = None, repetitions: int | None = None, arch: str = "ms_cr@6",
+                sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist", seed: int = 0,
+                batch_size: int = 128, calibrate_here: bool = True, device: str = "auto") -> str:
+    """What a walkthrough will cost, before it starts (printed by ``mtdtl demo``).
+
+    Counts the clips to render, the training iterations and crops (exact from the store when it
+    is built, else from the corpus plan), and, with ``calibrate_here``, measures a few training
+    steps of ``arch`` on this machine at the run's precision
+    (:func:`mtdtl.sweep.calibrate`) to project the training time. The projection is a lower
+    bound: it times synthetic crops, while the real loop also reads the store and validates
+    (docs/learning.md gives the measured ratio).
+    """
+    import math
+
+    from mtdtl.corpora.demo import SIZES
+    from mtdtl.runs import parse_sources
+
+    p = _preset(preset)
+    size = size or p.size
+    epochs = int(epochs or p.epochs)
+    precision = precision or p.precision
+    repetitions = int(repetitions or p.repetitions)
+    demo_k(size)  # validates the size
+    names = list(parse_sources(sources))
+    corpus = demo_corpus_dir(size, seed)
+    store = demo_store_dir(size, seed)
+    plan = SIZES[size]
+    lines = [f"preset {p.name}: {p.description}",
+             f"  settings: {arch}, {len(names)} source(s), demo corpus {size}, {epochs} epochs, batch {batch_size}, "
+             f"precision {precision}, {repetitions} repetitions of every evaluation"]
+    if (corpus / "manifest.csv").is_file():
+        lines.append(f"  corpus: built ({corpus})")
+    else:
+        n = "all usable works" if plan is None else f"about {sum(a + b for a, b in plan.values()):,} clips"
+        lines.append(f"  corpus: to render first, {n} (about 0.15 s a clip on 2 cores, once)")
+    if (store / "labels").is_dir() and (store / "store.json").is_file():
+        from mtdtl.sweep import _samples_per_epoch
+
+        per = _samples_per_epoch(store, [tuple(names)], batch_size)[tuple(names)]
+        iters, crops, exact = per["iterations"] * epochs, per["samples"] * epochs, "from the store"
+    else:
+        n_learn = None if plan is None else sum(a for a, _ in plan.values())
+        if n_learn is None:
+            iters = crops = None
+        else:
+            per_iter = (batch_size * len(names) + batch_size * ("self" in names)) / len(names)
+            iters = epochs * len(names) * math.ceil(0.9 * n_learn / batch_size)
+            crops = iters * per_iter
+        exact = "estimated from the corpus plan (the store is not built yet)"
+    if iters is None:
+        lines.append("  training: counted once the store is built")
+        return "\n".join(lines)
+    lines.append(f"  training: {iters:,} iterations, {crops:,.0f} crops ({exact})")
+    if calibrate_here and iters < 100:
+        lines.append("  (not timed: under 100 iterations, a few minutes at most)")
+    elif calibrate_here:
+        from mtdtl.sweep import _cores, calibrate
+
+        c = calibrate([arch], width="full", batch_size=batch_size, threads=_cores(), steps=2, paper=False,
+                      device=device, precision=precision)
+        rate = c["train_rate"][arch]
+        m = c["machine"]
+        where = f"GPU {m['gpu']}" if c["device"] == "cuda" else f"{m['cpu']}, {m['cores']} cores"
+        lines.append(f"  this machine ({where}, {'bf16' if c['bf16'] else 'fp32'}): {rate:,.0f} samples/s in a "
+                     f"{batch_size}-crop training step -> training at least {crops / rate / 60:,.0f} min")
+    return "\n".join(lines)
 
 
 def demo_k(size: str) -> int:
@@ -110,14 +212,17 @@ class Walkthrough:
         ])
 
 
-def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = "small", seed: int = 0,
+def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str | None = None, seed: int = 0,
                     arch: str = "ms_cr@6", sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist",
                     epochs: int | None = None, k: int | None = None, workers: int | None = None,
-                    corpus_root: str | Path | None = None, progress: bool = True) -> Walkthrough:
+                    corpus_root: str | Path | None = None, progress: bool = True, preset: str = "walkthrough",
+                    precision: str | None = None, repetitions: int | None = None) -> Walkthrough:
     """Run the whole single-run walkthrough; finished stages are reused, not recomputed.
 
-    ``k`` (topics / GMM components per source) defaults to :func:`demo_k` of ``size``. The
-    architecture, sources and size are checked before any work starts.
+    ``preset`` (:data:`PRESETS`) gives ``size``, ``epochs``, ``precision`` and ``repetitions``
+    where they are not given. ``k`` (topics / GMM components per source) defaults to
+    :func:`demo_k` of ``size``. The preset, architecture, sources and size are checked before any
+    work starts.
 
     Returns
     -------
@@ -130,6 +235,15 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
     from mtdtl.models import parse_arch
     from mtdtl.runs import parse_sources
 
+    p = _preset(preset)
+    size = size or p.size
+    epochs = int(epochs or p.epochs)
+    precision = precision or p.precision
+    repetitions = int(repetitions or p.repetitions)
+    from mtdtl.training.config import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise MtdtlError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
     k = int(k) if k else demo_k(size)
     if k < 1:
         raise MtdtlError(f"k={k}: the number of topics / GMM components must be at least 1")
@@ -154,9 +268,9 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str = 
         ("01_preprocess", {"corpus": str(corpus), "store": str(store), "seed": seed,
                            "n_components": k, "workers": workers or 0}),
         ("02_train", {"store": str(store), "arch": arch, "sources": sources, "seed": seed,
-                      "epochs": epochs or DEFAULT_EPOCHS, "out_dir": str(out / "train")}),
+                      "epochs": epochs, "precision": precision, "out_dir": str(out / "train")}),
         ("03_evaluate", {"run_dir": str(out / "train"), "corpus": str(corpus), "seed": seed,
-                         "out_dir": str(out / "evaluate")}),
+                         "repetitions": repetitions, "out_dir": str(out / "evaluate")}),
     ]
     for name, params in stages:
         t = time.perf_counter()

@@ -184,6 +184,7 @@ batch_size: int = 128  # b (paper: 128)
 lr: float = 2.5e-4  # Adam learning rate (paper: 2.5e-4)
 seed: int = 0  # initial weights, dropout, sources, tracks and crops
 device: str = "auto"  # auto (CUDA when present), cuda or cpu
+precision: str = "fp32"  # fp32 (paper), bf16 autocast, or auto: bf16 where the hardware does it natively
 store: str = ""  # spectrogram store with reduced labels; empty: the demo store of demo_size, built if missing
 demo_size: str = "small"  # demo corpus size used when store is empty
 n_components: int = 0  # k of the demo store built when store is empty; 0: 50 (8 for the tiny corpus)
@@ -199,7 +200,7 @@ figure_formats: str = "png,pdf"  # formats of the saved figures, comma-separated
     code("""
 store = store or str(ensure_demo_store(size=demo_size, seed=seed, k=n_components or demo_k(demo_size)))
 config = TrainConfig(arch=arch, sources=sources, store=store, out_dir=out_dir or None, epochs=epochs,
-                     batch_size=batch_size, lr=lr, seed=seed, device=device, width=width,
+                     batch_size=batch_size, lr=lr, seed=seed, device=device, width=width, precision=precision,
                      checkpoint_every=checkpoint_every, max_steps=max_steps or None)
 print(f"run {config.spec.id}\\nfolder {config.out_dir or default_out_dir(config)}\\nstore {store}")
 """),

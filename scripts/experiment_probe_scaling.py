@@ -4,7 +4,8 @@ The MLP probe standardises the features on the training part by default (the pap
 the authors' code does not scale). On ~100 training tracks that blows up the regression probes
 of a learned 4,096-dimension representation, while no scaling ruins MFCC and the untrained
 network. This script scores the same features under every ``feature_scaling`` of
-:class:`mtdtl.evaluation.protocol.ProtocolOptions` (``standard``, ``clip``, ``none``):
+:class:`mtdtl.evaluation.protocol.ProtocolOptions` (``standard``, ``clip``, ``none``,
+``pca_whiten``, ``select``; ``--scalings`` picks some):
 
 1. **real recorded music**: the features Choi et al. (2017) released for GTZAN, Extended
    Ballroom and emoMusic (their convnet and their MFCC baseline), read from
@@ -33,7 +34,7 @@ if os.environ.get("THP_MEM_ALLOC_ENABLE") != "1" and __name__ == "__main__":
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-SCALINGS = ("standard", "clip", "none")
+SCALINGS = ("standard", "clip", "none", "pca_whiten", "select")
 
 
 def _real(reference: Path, scaling: str, repetitions: int, seed: int):
@@ -64,7 +65,9 @@ def main(argv=None) -> int:
     p.add_argument("--reference", type=Path, default=None, help="shared/reference (the real-music part)")
     p.add_argument("--repetitions", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scalings", default=",".join(SCALINGS), help=f"comma-separated (default: {','.join(SCALINGS)})")
     args = p.parse_args(argv)
+    scalings = [s.strip() for s in args.scalings.split(",") if s.strip()]
 
     import pandas as pd
     from _machine import machine, print_machine
@@ -75,7 +78,7 @@ def main(argv=None) -> int:
     print_machine(machine("cpu"))
     args.out.mkdir(parents=True, exist_ok=True)
     frames = []
-    for scaling in SCALINGS:
+    for scaling in scalings:
         if args.reference is not None and (args.reference / "choi2017").is_dir():
             f = args.out / f"real-{scaling}.csv"
             if not f.is_file():
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
     summary.to_csv(args.out / "summary.csv", index=False)
     wide = summary.assign(cell=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
     print(wide.pivot_table(index=["part", "target", "representation"], columns="scaling", values="cell",
-                           aggfunc="first", sort=False)[list(SCALINGS)].to_string())
+                           aggfunc="first", sort=False)[scalings].to_string())
     return 0
 
 

@@ -168,3 +168,31 @@ def test_forward_flops_of_a_self_step_counts_both_crops():
     one = forward_flops(model, source="tag")
     two = forward_flops(model, source="self")
     assert one < two < 2.2 * one
+
+
+def test_glorot_init_is_the_authors_lasagne_default():
+    """``init="glorot"``: GlorotUniform weights (fans over the receptive field) and zero biases,
+    as Lasagne's Conv2DLayer / DenseLayer defaults; ``"torch"`` is PyTorch's, unchanged."""
+    import math
+
+    import torch
+    from torch import nn
+
+    from mtdtl.errors import MtdtlError
+    from mtdtl.models import build_model
+
+    g = build_model("ss_r", ["tag"], width="tiny", seed=0, init="glorot")
+    t = build_model("ss_r", ["tag"], width="tiny", seed=0)
+    layers = [m for m in g.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert layers
+    for m in layers:
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(m.weight)
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        assert m.weight.abs().max() <= bound + 1e-7 and m.weight.abs().max() > 0.5 * bound
+        assert m.bias is None or torch.count_nonzero(m.bias) == 0
+    assert any(torch.count_nonzero(m.bias) > 0 for m in t.modules() if isinstance(m, nn.Conv2d))
+    again = build_model("ss_r", ["tag"], width="tiny", seed=0, init="glorot")
+    for a, b in zip(g.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)  # seeded
+    with pytest.raises(MtdtlError, match="initialisation"):
+        build_model("ss_r", ["tag"], width="tiny", init="he")

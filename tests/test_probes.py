@@ -76,6 +76,44 @@ def test_feature_scalings(rng):
         evaluate_probe(X, y, feature_scaling="z", **kw)
 
 
+def test_pca_whiten_is_the_authors_option_capped_to_the_data(rng):
+    from mtdtl.evaluation.probes import WhitenedPCA
+
+    assert type(make_probe("classification", feature_scaling="pca_whiten").named_steps["scale"]) is WhitenedPCA
+    X = rng.standard_normal((40, 300)) @ rng.standard_normal((300, 300))
+    Z = WhitenedPCA(256).fit(X).transform(X)
+    assert Z.shape == (40, 40)  # capped at the 40 tracks
+    np.testing.assert_allclose(Z[:, :30].std(axis=0, ddof=1), 1.0, rtol=1e-6)  # whitened
+    assert WhitenedPCA(256).fit(X[:, :20]).transform(X[:, :20]).shape == (40, 20)  # and at the dimensions
+
+
+def test_select_picks_the_scaling_by_inner_cv_on_the_training_part(rng):
+    """A representation whose informative dimension is the one with the large scale (learned
+    features) needs ``none``; one whose informative dimension is tiny (MFCC-like scales)
+    needs ``standard``: ``select`` gets each right without seeing the test part."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_probe("regression", feature_scaling="select", seed=0, **SMALL)
+    assert isinstance(probe, GridSearchCV) and probe.cv.n_splits == 3
+    n = 120
+    signal = rng.standard_normal(n)
+    y = signal + 0.05 * rng.standard_normal(n)
+    noise = rng.standard_normal((n, 60))
+    scale_carries = np.column_stack([3.0 * signal, 0.3 * noise])  # standardising lifts 60 noise dims
+    tiny_signal = np.column_stack([1e-3 * signal, 50.0 * noise[:, :3]])  # unscaled, the signal is invisible
+    split = np.array(["train"] * 90 + ["test"] * 30)
+    kw = dict(task="regression", split=split, n_repetitions=1, **SMALL)
+    for X, want in ((scale_carries, "passthrough"), (tiny_signal, StandardScaler)):
+        fitted = make_probe("regression", feature_scaling="select", seed=0, **SMALL).fit(X[:90], y[:90])
+        chosen = fitted.best_params_["scale"]
+        assert chosen == want if isinstance(want, str) else isinstance(chosen, want), chosen
+        r = {s: evaluate_probe(X, y, feature_scaling=s, **kw)[0]["r2"] for s in ("standard", "none", "select")}
+        assert r["select"] >= min(r["standard"], r["none"]) and r["select"] > 0.5, r
+    cls = make_probe("classification", feature_scaling="select")
+    assert type(cls.cv).__name__ == "StratifiedKFold"
+
+
 def test_separable_classes_score_near_one(rng):
     X, y = _blobs(rng)
     evals = evaluate_probe(X, y, task="classification", n_repetitions=5, seed=0, **SMALL)

@@ -8,7 +8,7 @@ import pytest
 
 from mtdtl.cli import main
 from mtdtl.errors import MtdtlError
-from mtdtl.walkthrough import demo_k, run_walkthrough
+from mtdtl.walkthrough import DEFAULT_EPOCHS, PRESETS, demo_k, preset_plan, run_walkthrough
 
 
 def test_demo_k_fits_the_corpus_size():
@@ -18,7 +18,8 @@ def test_demo_k_fits_the_corpus_size():
 
 
 @pytest.mark.parametrize("kw, msg", [({"arch": "nope"}, "architecture"), ({"sources": "tag,tga"}, "tga"),
-                                     ({"size": "smal"}, "size"), ({"arch": "ss_r", "sources": "tag,bpm"}, "one source")])
+                                     ({"size": "smal"}, "size"), ({"arch": "ss_r", "sources": "tag,bpm"}, "one source"),
+                                     ({"preset": "huge"}, "unknown preset"), ({"precision": "fp16"}, "precision")])
 def test_run_walkthrough_checks_its_arguments_first(kw, msg, tmp_path, monkeypatch):
     import mtdtl.corpora.demo
 
@@ -29,6 +30,69 @@ def test_run_walkthrough_checks_its_arguments_first(kw, msg, tmp_path, monkeypat
     with pytest.raises(MtdtlError, match=msg):
         run_walkthrough(out_dir=tmp_path / "out", **kw)
     assert not (tmp_path / "out").exists()
+
+
+def test_presets_walkthrough_is_the_old_default_and_large_is_larger():
+    w, big = PRESETS["walkthrough"], PRESETS["large"]
+    assert (w.size, w.epochs, w.precision, w.repetitions) == ("small", DEFAULT_EPOCHS, "fp32", 5)
+    assert (big.size, big.epochs, big.precision, big.repetitions) == ("medium", 54, "auto", 5)
+
+
+def test_preset_plan_counts_before_anything_is_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTDTL_DATA_DIR", str(tmp_path))
+    text = preset_plan("large", calibrate_here=False)
+    assert "preset large" in text and "demo corpus medium, 54 epochs" in text and "precision auto" in text
+    assert "corpus: to render first, about 1," in text  # medium: about 1,500 clips planned
+    # 8 sources x ceil(0.9 x learning works / 128) iterations an epoch, 54 epochs
+    from math import ceil
+
+    from mtdtl.corpora.demo import SIZES
+
+    n_learn = sum(a for a, _ in SIZES["medium"].values())
+    iters = 54 * 8 * ceil(0.9 * n_learn / 128)
+    assert f"training: {iters:,} iterations" in text and "estimated from the corpus plan" in text
+    assert not any(tmp_path.iterdir()), "planning built nothing"
+    small = preset_plan("walkthrough", epochs=2, sources="tag,self", calibrate_here=False)
+    assert "2 source(s)" in small and "precision fp32" in small
+
+
+def test_preset_plan_is_exact_from_the_store_and_times_steps_here(tiny_store, monkeypatch):
+    import mtdtl.sweep
+    import mtdtl.walkthrough
+
+    monkeypatch.setattr(mtdtl.walkthrough, "demo_store_dir", lambda size, seed: tiny_store)
+    seen = {}
+
+    def fake_calibrate(archs, **kw):
+        seen.update(kw, archs=list(archs))
+        return {"train_rate": {"ms_cr@6": 100.0}, "machine": {"cpu": "CPU X", "cores": 2, "gpu": None},
+                "device": "cpu", "bf16": False}
+
+    monkeypatch.setattr(mtdtl.sweep, "calibrate", fake_calibrate)
+    text = preset_plan("walkthrough", size="tiny", epochs=50, sources="self,tag,bpm")
+    assert "from the store" in text
+    its = int(text.split("training: ")[1].split(" iterations")[0].replace(",", ""))
+    assert its % (50 * 3) == 0  # epochs x sources x ceil(training tracks / b)
+    crops = float(text.split("iterations, ")[1].split(" crops")[0].replace(",", ""))
+    assert f"training at least {crops / 100 / 60:,.0f} min" in text and "CPU X, 2 cores, fp32" in text
+    assert seen["precision"] == "fp32" and seen["archs"] == ["ms_cr@6"]
+    assert "not timed" in preset_plan("walkthrough", size="tiny", epochs=1, sources="self,tag,bpm")
+
+
+def test_calibrate_measures_the_precision_asked_for():
+    from mtdtl.sweep import calibrate
+
+    c = calibrate(["ss_r"], width="tiny", batch_size=4, threads=1, steps=1, paper=False, precision="fp32")
+    assert c["bf16"] is False and c["train_rate"]["ss_r"] > 0
+
+
+def test_mtdtl_demo_plan_prints_the_cost_and_stops(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MTDTL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "demo", "--preset", "large", "--epochs", "1", "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "preset large" in out and "demo corpus medium, 1 epochs" in out
+    assert not (tmp_path / "papermill_runs").exists() and not (tmp_path / "data").exists()
 
 
 @pytest.mark.slow

@@ -50,9 +50,12 @@ import warnings
 from typing import Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -63,7 +66,8 @@ from mtdtl.evaluation.protocol import FEATURE_SCALINGS, PAPER, fold_plan, quanti
 from mtdtl.log import get_logger
 
 __all__ = [
-    "TASKS", "HIDDEN", "MAX_ITER", "FEATURE_SCALINGS", "ClippedStandardScaler", "validate", "accuracy", "r2",
+    "TASKS", "HIDDEN", "MAX_ITER", "FEATURE_SCALINGS", "ClippedStandardScaler", "WhitenedPCA", "SELECT_FOLDS",
+    "validate", "accuracy", "r2",
     "make_probe", "probe_splits", "evaluate", "evaluate_probe",
 ]
 
@@ -101,6 +105,33 @@ class ClippedStandardScaler(StandardScaler):
         return np.clip(super().transform(X, copy=copy), self.z_min_, self.z_max_)
 
 
+class WhitenedPCA(TransformerMixin, BaseEstimator):
+    """PCA with whitening to at most ``n_components`` dimensions (the authors' ``pca_whiten``).
+
+    The authors' evaluation code offers ``PCA(n_components=256, whiten=True)`` as its second
+    pre-processing. On a target with fewer training tracks or feature dimensions than 256, the
+    number of components is capped at ``min(n_components, n_tracks, n_dims)``.
+    """
+
+    def __init__(self, n_components: int = 256):
+        self.n_components = n_components
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        k = int(min(self.n_components, X.shape[0], X.shape[1]))
+        self.pca_ = PCA(n_components=k, whiten=True, svd_solver="full").fit(X)
+        return self
+
+    def transform(self, X):
+        return self.pca_.transform(np.asarray(X, dtype=np.float64))
+
+
+#: Inner folds of ``feature_scaling="select"`` (on the training part only).
+SELECT_FOLDS = 3
+#: The scalings ``"select"`` chooses from.
+SELECT_CANDIDATES = ("standard", "none")
+
+
 def _scaler(feature_scaling: str):
     if feature_scaling == "standard":
         return StandardScaler()
@@ -108,7 +139,20 @@ def _scaler(feature_scaling: str):
         return ClippedStandardScaler()
     if feature_scaling == "none":
         return "passthrough"
+    if feature_scaling == "pca_whiten":
+        return WhitenedPCA(256)
+    if feature_scaling == "select":
+        return StandardScaler()  # replaced by the grid search of make_probe
     raise MtdtlError(f"unknown feature scaling {feature_scaling!r}; use one of {FEATURE_SCALINGS}")
+
+
+def _select(pipeline: Pipeline, task: str, seed: int) -> GridSearchCV:
+    """``pipeline`` with its scaling chosen among :data:`SELECT_CANDIDATES` by inner CV on the training part."""
+    cv = (StratifiedKFold(SELECT_FOLDS, shuffle=True, random_state=seed) if task == "classification"
+          else KFold(SELECT_FOLDS, shuffle=True, random_state=seed))
+    grid = {"scale": [_scaler(c) for c in SELECT_CANDIDATES]}
+    return GridSearchCV(pipeline, grid, cv=cv, scoring="accuracy" if task == "classification" else "r2",
+                        n_jobs=None, refit=True, error_score=-np.inf)
 
 
 def validate(X, y, *, task: str, split=None, groups=None) -> tuple:
@@ -228,11 +272,16 @@ def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
         Regression only: standardise the target on the training part and map predictions back
         (:class:`~sklearn.compose.TransformedTargetRegressor`). Default False, as in the paper
         and the authors' code (the MLP fits the raw target).
-    feature_scaling : {"standard", "clip", "none"}
+    feature_scaling : {"standard", "clip", "none", "pca_whiten", "select"}
         ``"standard"`` (mtdtl's default; the paper does not say): a ``StandardScaler`` fit on
         the training part. ``"clip"``: the same, with every standardised dimension clipped to
         the range it had on the training part (:class:`ClippedStandardScaler`). ``"none"``:
-        the features as they are (the authors' code's default).
+        the features as they are (the authors' code's default). ``"pca_whiten"``: the authors'
+        code's other option, PCA to 256 whitened dimensions (:class:`WhitenedPCA`).
+        ``"select"``: ``standard`` or ``none``, whichever scores better in a
+        :data:`SELECT_FOLDS`-fold cross-validation on the training part alone (stratified for
+        classification; groups are not kept whole in these inner folds); the test part is
+        never seen. It costs ``2 x SELECT_FOLDS + 1`` fits instead of one.
 
     Returns
     -------
@@ -242,9 +291,12 @@ def make_probe(task: str, *, seed: int = 0, hidden: Sequence[int] = HIDDEN,
               max_iter=max_iter, random_state=seed)
     scaler = _scaler(feature_scaling)
     if task == "classification":
-        return Pipeline([("scale", scaler), ("mlp", MLPClassifier(**kw))])
+        model = Pipeline([("scale", scaler), ("mlp", MLPClassifier(**kw))])
+        return _select(model, task, seed) if feature_scaling == "select" else model
     if task == "regression":
         model = Pipeline([("scale", scaler), ("mlp", MLPRegressor(**kw))])
+        if feature_scaling == "select":
+            model = _select(model, task, seed)
         if standardize_target:
             return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
         return model
@@ -340,7 +392,7 @@ def evaluate_probe(X, y, *, task: str, split=None, split_name: str | None = None
     standardize_target : bool
         Standardise regression targets inside the probe (default False: the paper's protocol;
         True: R^2 independent of the label scale). See :func:`make_probe`.
-    feature_scaling : {"standard", "clip", "none"}
+    feature_scaling : {"standard", "clip", "none", "pca_whiten", "select"}
         How the features are scaled before the MLP (default ``"standard"``). See
         :func:`make_probe`.
     n_jobs : int, optional

@@ -55,7 +55,7 @@ CANDIDATES = ("catalogue", "held_out", "catalogue_mixed")
 #: Per-row solvers of the ALS (see :class:`mtdtl.evaluation.recommend.WMFParams`).
 ALS_SOLVERS = ("exact", "cg")
 #: How the probes scale features (see :func:`mtdtl.evaluation.probes.make_probe`).
-FEATURE_SCALINGS = ("standard", "clip", "none")
+FEATURE_SCALINGS = ("standard", "clip", "none", "pca_whiten", "select")
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,18 @@ class ProtocolOptions:
         Last.fm-1K hold-out drew items at random): False.
     standardize_target : bool
         Standardise regression targets inside the probe (paper: no; False).
-    feature_scaling : {"standard", "clip", "none"}
+    feature_scaling : {"standard", "clip", "none", "pca_whiten", "select"}
         How the probe scales the features (:func:`mtdtl.evaluation.probes.make_probe`). The
         paper does not say. ``"standard"`` (mtdtl's default): a ``StandardScaler`` fit on the
         training part. ``"none"``: the features as they are (the authors' code's default; it
         ruins the probes of MFCC and of the untrained network, whose features have very
         different scales). ``"clip"``: standardised, then clipped to the training range (so a
         near-constant learned dimension cannot put a test track hundreds of standard
-        deviations out). Measured in docs/learning.md.
+        deviations out). ``"pca_whiten"``: PCA to 256 whitened dimensions (the authors' code's
+        other option). ``"select"``: ``standard`` or ``none``, chosen per probe by a 3-fold
+        cross-validation on the training part (fair to representations whose scale carries
+        information and to those that need scaling; 7 fits instead of 1). Measured in
+        docs/learning.md.
     als_solver : {"exact", "cg"}
         Per-row solver of the ALS (paper and authors' code: exact solves).
     cg_steps : int

@@ -229,7 +229,7 @@ def choi_reference_check(reference_dir: str | os.PathLike, *, n_repetitions: int
     summary : bool
         Return the mean / std / n per representation and target (:func:`summarize`) instead of
         the tidy per-repetition rows.
-    feature_scaling : {"standard", "clip", "none"}
+    feature_scaling : {"standard", "clip", "none", "pca_whiten", "select"}
         How the probe scales the features (:func:`mtdtl.evaluation.probes.make_probe`).
 
     Returns

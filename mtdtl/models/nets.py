@@ -34,7 +34,13 @@ from mtdtl.models.blocks import ConvBlock, FeatureLayer, GlobalAvgPool, SelfHead
 from mtdtl.models.registry import LAYERS, ArchSpec, parse_arch
 
 __all__ = ["Width", "WIDTHS", "RepresentationModel", "build_model", "canonical_sources",
-           "INPUT_SHAPE"]
+           "INPUT_SHAPE", "INITS", "init_weights"]
+
+#: Weight initialisations of :func:`build_model`: ``"glorot"`` (the authors' code: Lasagne's
+#: default ``GlorotUniform`` weights and zero biases for every convolution and dense layer) and
+#: ``"torch"`` (PyTorch's default initialisers: ``kaiming_uniform_(a=sqrt(5))`` weights, uniform
+#: biases; what mtdtl used before). Batch norms start at scale 1, shift 0 in both.
+INITS = ("glorot", "torch")
 
 #: One input crop: (channels, time frames, mel bands) = (2, 216, 128).
 INPUT_SHAPE = (N_CHANNELS, CROP_FRAMES, N_MELS)
@@ -248,8 +254,26 @@ class RepresentationModel(nn.Module):
         return f"arch={self.arch.id}, sources={list(self.sources)}, width={self.width_name}, feature_dim={self.feature_dim}"
 
 
+def init_weights(model: nn.Module, init: str) -> nn.Module:
+    """Re-initialise ``model``'s convolution and dense layers in place (:data:`INITS`).
+
+    ``"glorot"``: weights uniform in ``±sqrt(6 / (fan_in + fan_out))`` (fans over the kernel's
+    receptive field, as Lasagne's ``GlorotUniform``), biases 0. ``"torch"``: left as built.
+    """
+    if init not in INITS:
+        raise MtdtlError(f"unknown weight initialisation {init!r}; use one of {', '.join(INITS)}")
+    if init == "glorot":
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.xavier_uniform_(m.weight)
+                    if m.bias is not None:
+                        m.bias.zero_()
+    return model
+
+
 def build_model(arch: str | ArchSpec, sources: str | Iterable[str], *, width: str = "full",
-                n_out: int = K, seed: int | None = None) -> RepresentationModel:
+                n_out: int = K, seed: int | None = None, init: str = "torch") -> RepresentationModel:
     """Build a representation network.
 
     Parameters
@@ -264,8 +288,10 @@ def build_model(arch: str | ArchSpec, sources: str | Iterable[str], *, width: st
     n_out : int
         Units of each fc-output head: k of the reduced labels (50 in the paper).
     seed : int, optional
-        Seed of the weight initialisation (PyTorch's default initialisers); the global torch
-        RNG is left untouched. ``None`` draws from the global RNG.
+        Seed of the weight initialisation; the global torch RNG is left untouched. ``None``
+        draws from the global RNG.
+    init : {"glorot", "torch"}
+        Weight initialisation (:data:`INITS`, :func:`init_weights`).
 
     Returns
     -------
@@ -284,8 +310,10 @@ def build_model(arch: str | ArchSpec, sources: str | Iterable[str], *, width: st
                          "Use mss_cr, ms_cr@2/4/6 or ms_sr@fc for several sources")
     if int(n_out) < 1:
         raise MtdtlError(f"n_out={n_out}: the fc-output heads need at least one unit")
+    if init not in INITS:
+        raise MtdtlError(f"unknown weight initialisation {init!r}; use one of {', '.join(INITS)}")
     if seed is None:
-        return RepresentationModel(spec, srcs, width=width, n_out=n_out)
+        return init_weights(RepresentationModel(spec, srcs, width=width, n_out=n_out), init)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return RepresentationModel(spec, srcs, width=width, n_out=n_out)
+        return init_weights(RepresentationModel(spec, srcs, width=width, n_out=n_out), init)
