@@ -41,6 +41,12 @@ def test_transfer_scaling_rows_plot_and_resume(kept_run, tiny_corpus, tmp_path):
     assert learned.groupby("epoch")["value"].apply(tuple).nunique() == 2
     fig = scaling(res)
     assert len([a for a in fig.axes if a.get_visible()]) == 2
+    ax = next(a for a in fig.axes if a.get_visible())
+    ticks = sorted(res.loc[res["series"] == "learned", "samples"].unique())
+    assert list(ax.get_xticks()) == ticks  # one tick per checkpoint, no crowded log-axis minor labels
+    from mtdtl.plots.transfer import _short_count
+
+    assert [_short_count(v) for v in (512, 147_456, 1_500_000, 2_000_000)] == ["512", "147k", "1.5M", "2M"]
     # resumable: the same call evaluates nothing again
     before = out.stat().st_mtime_ns
     again = transfer_scaling(kept_run, targets, epochs=[1, 3], results=out, repetitions=1, baselines="mfcc",

@@ -87,6 +87,15 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None,
 R2_FLOOR = -1.0
 
 
+def _short_count(v: float) -> str:
+    """147456 -> '147k', 1.5e6 -> '1.5M', 512 -> '512'."""
+    if v >= 1e6:
+        return f"{v / 1e6:.1f}M".replace(".0M", "M")
+    if v >= 1e3:
+        return f"{v / 1e3:.0f}k"
+    return f"{v:.0f}"
+
+
 def scaling(results: pd.DataFrame, *, ncols: int = 3, title: str | None = None):
     """Transfer score against training samples seen: the learned curve beside Rand and MFCC.
 
@@ -109,6 +118,8 @@ def scaling(results: pd.DataFrame, *, ncols: int = 3, title: str | None = None):
         blew up) is a marker on the panel's lower edge. A teacher's slide: does training help,
         and from how many samples on?
     """
+    import matplotlib.ticker as mticker
+
     if results is None or len(results) == 0:
         raise MtdtlError("no results to plot")
     need = {"series", "samples", "target", "metric", "value"}
@@ -147,6 +158,10 @@ def scaling(results: pd.DataFrame, *, ncols: int = 3, title: str | None = None):
                 ax.plot(x[low.to_numpy()], [R2_FLOOR - 0.02] * int(low.sum()), "v", color="C3", ms=6, clip_on=False)
                 ax.text(0.98, 0.03, f"▼ R² < {R2_FLOOR:g}", transform=ax.transAxes, fontsize=7, color="C3", ha="right")
             ax.set_xscale("log")
+            # ticks at the checkpoints, in plain numbers (log-axis minor labels overlap)
+            ax.xaxis.set_major_locator(mticker.FixedLocator(x))
+            ax.xaxis.set_minor_locator(mticker.NullLocator())
+            ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: _short_count(v)))
             ax.set_title(str(t).removeprefix("demo:"), fontsize=9)
             ax.set_ylabel(metric, fontsize=8)
             ax.set_xlabel("training samples seen", fontsize=8)
