@@ -63,6 +63,7 @@ class Preset:
     epochs: int
     precision: str = "fp32"  # TrainConfig.precision: fp32, bf16 or auto (bf16 where native)
     repetitions: int = 5  # of every evaluation (paper: 5)
+    feature_scaling: str = "standard"  # the probe's (ProtocolOptions.feature_scaling)
 
 
 #: The walkthrough's presets (docs/learning.md, "Presets").
@@ -70,8 +71,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("walkthrough", "the default: the small demo corpus, 30 epochs in fp32; about 10 minutes on 2 CPU cores",
            size="small", epochs=DEFAULT_EPOCHS),
     Preset("large", "the medium demo corpus (3x the music), 54 epochs (3,024 iterations) in bf16 where the "
-                    "hardware has it natively; about an hour on 2 CPU cores, minutes on one GPU",
-           size="medium", epochs=54, precision="auto"),
+                    "hardware has it natively, probes with the feature scaling chosen on the training part "
+                    "(select); about an hour on 2 CPU cores, minutes on one GPU",
+           size="medium", epochs=54, precision="auto", feature_scaling="select"),
 )}
 
 
@@ -111,7 +113,8 @@ def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs:
     plan = SIZES[size]
     lines = [f"preset {p.name}: {p.description}",
              f"  settings: {arch}, {len(names)} source(s), demo corpus {size}, {epochs} epochs, batch {batch_size}, "
-             f"precision {precision}, {repetitions} repetitions of every evaluation"]
+             f"precision {precision}, {repetitions} repetitions of every evaluation, probe feature scaling "
+             f"{p.feature_scaling}"]
     if (corpus / "manifest.csv").is_file():
         lines.append(f"  corpus: built ({corpus})")
     else:
@@ -130,7 +133,7 @@ def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs:
             per_iter = (batch_size * len(names) + batch_size * ("self" in names)) / len(names)
             iters = epochs * len(names) * math.ceil(0.9 * n_learn / batch_size)
             crops = iters * per_iter
-        exact = "estimated from the corpus plan (the store is not built yet)"
+        exact = "estimated from the corpus plan: the store is not built yet"
     if iters is None:
         lines.append("  training: counted once the store is built")
         return "\n".join(lines)
@@ -147,6 +150,9 @@ def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs:
         where = f"GPU {m['gpu']}" if c["device"] == "cuda" else f"{m['cpu']}, {m['cores']} cores"
         lines.append(f"  this machine ({where}, {'bf16' if c['bf16'] else 'fp32'}): {rate:,.0f} samples/s in a "
                      f"{batch_size}-crop training step -> training at least {crops / rate / 60:,.0f} min")
+        if c["device"] == "cpu" and c.get("load", 0.0) > 0.5 * m["cores"]:
+            lines.append(f"  (the CPU was busy while timing, load average {c['load']:.1f}: the rate is low and the "
+                         "time high)")
     return "\n".join(lines)
 
 
@@ -220,7 +226,7 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str | 
     """Run the whole single-run walkthrough; finished stages are reused, not recomputed.
 
     ``preset`` (:data:`PRESETS`) gives ``size``, ``epochs``, ``precision`` and ``repetitions``
-    where they are not given. ``k`` (topics / GMM components per source) defaults to
+    where they are not given, and the probes' feature scaling. ``k`` (topics / GMM components per source) defaults to
     :func:`demo_k` of ``size``. The preset, architecture, sources and size are checked before any
     work starts.
 
@@ -270,7 +276,8 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str | 
         ("02_train", {"store": str(store), "arch": arch, "sources": sources, "seed": seed,
                       "epochs": epochs, "precision": precision, "out_dir": str(out / "train")}),
         ("03_evaluate", {"run_dir": str(out / "train"), "corpus": str(corpus), "seed": seed,
-                         "repetitions": repetitions, "out_dir": str(out / "evaluate")}),
+                         "repetitions": repetitions, "feature_scaling": p.feature_scaling,
+                         "out_dir": str(out / "evaluate")}),
     ]
     for name, params in stages:
         t = time.perf_counter()

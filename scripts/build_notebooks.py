@@ -265,6 +265,7 @@ from pathlib import Path
 from IPython.display import display
 
 from mtdtl import plots
+from mtdtl.evaluation.protocol import ProtocolOptions
 from mtdtl.evaluation.reference import choi_reference_check
 from mtdtl.paths import demo_corpus_dir, demo_store_dir
 from mtdtl.plots import save_figure
@@ -285,6 +286,7 @@ seed: int = 0  # the run's seed, and the base seed of splits and probes
 targets: str = "demo"  # comma-separated target names; demo means every task of the demo corpus
 target_roots: str = ""  # real dataset folders as name:path pairs, comma-separated, e.g. gtzan:/data/gtzan
 repetitions: int = 5  # repetitions of every evaluation (paper: 5)
+feature_scaling: str = "standard"  # the probe's feature scaling: standard, clip, none, pca_whiten or select (docs/learning.md)
 baselines: str = "mfcc,rand"  # comma-separated: mfcc, rand (the paper's: untrained SS-R), rand_arch (the run's architecture untrained), choi
 choi_weights: str = ""  # Choi et al.'s model_best.hdf5, needed for the choi baseline
 reference_dir: str = ""  # shared/reference folder: also runs the probes on Choi et al.'s published features
@@ -319,7 +321,8 @@ notebook runs again.
 """),
     code("""
 results = evaluate_transfer(representations, target_sets, results=out / "results.csv",
-                            repetitions=repetitions, seed=seed)
+                            repetitions=repetitions, seed=seed,
+                            options=ProtocolOptions(feature_scaling=feature_scaling))
 """),
     md("""
 ## Results: tasks x representations

@@ -36,6 +36,7 @@ def test_presets_walkthrough_is_the_old_default_and_large_is_larger():
     w, big = PRESETS["walkthrough"], PRESETS["large"]
     assert (w.size, w.epochs, w.precision, w.repetitions) == ("small", DEFAULT_EPOCHS, "fp32", 5)
     assert (big.size, big.epochs, big.precision, big.repetitions) == ("medium", 54, "auto", 5)
+    assert (w.feature_scaling, big.feature_scaling) == ("standard", "select")
 
 
 def test_preset_plan_counts_before_anything_is_built(tmp_path, monkeypatch):
