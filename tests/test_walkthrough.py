@@ -80,6 +80,35 @@ def test_preset_plan_is_exact_from_the_store_and_times_steps_here(tiny_store, mo
     assert "not timed" in preset_plan("walkthrough", size="tiny", epochs=1, sources="self,tag,bpm")
 
 
+def test_a_preset_reaches_the_notebooks_parameters(tiny_corpus, tmp_path, monkeypatch):
+    import mtdtl.walkthrough
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(name, out, *, parameters, **kw):
+        seen[name] = parameters
+        if name == "03_evaluate":
+            raise Stop
+
+    monkeypatch.setattr(mtdtl.walkthrough, "run_notebook", record)
+    with pytest.raises(Stop):
+        run_walkthrough(out_dir=tmp_path / "out", preset="large", size="tiny", corpus_root=tiny_corpus,
+                        sources="self,tag,bpm", progress=False)
+    assert seen["02_train"]["epochs"] == 54 and seen["02_train"]["precision"] == "auto"
+    assert seen["03_evaluate"]["feature_scaling"] == "select" and seen["03_evaluate"]["repetitions"] == 5
+    with pytest.raises(Stop):  # explicit settings win over the preset's
+        run_walkthrough(out_dir=tmp_path / "out2", preset="large", size="tiny", corpus_root=tiny_corpus,
+                        sources="self,tag,bpm", epochs=2, precision="fp32", repetitions=3, progress=False)
+    assert (seen["02_train"]["epochs"], seen["02_train"]["precision"], seen["03_evaluate"]["repetitions"]) == (2, "fp32", 3)
+    with pytest.raises(Stop):
+        run_walkthrough(out_dir=tmp_path / "out3", size="tiny", corpus_root=tiny_corpus, sources="self,tag,bpm",
+                        progress=False)
+    assert seen["02_train"]["epochs"] == DEFAULT_EPOCHS and seen["03_evaluate"]["feature_scaling"] == "standard"
+
+
 def test_calibrate_measures_the_precision_asked_for():
     from mtdtl.sweep import calibrate
 
