@@ -101,7 +101,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from mtdtl.walkthrough import preset_plan, run_walkthrough
 
     plan = preset_plan(args.preset, size=args.size, epochs=args.epochs, precision=args.precision,
-                       repetitions=args.repetitions, arch=args.arch, sources=args.sources, seed=args.seed)
+                       repetitions=args.repetitions, arch=args.arch, sources=args.sources, seed=args.seed,
+                       corpus_root=args.root)
     print(plan, end="\n\n", flush=True)
     if args.plan:
         return 0

@@ -53,8 +53,8 @@ class Preset:
     """Named settings of the single-run walkthrough (``mtdtl demo --preset NAME``).
 
     Every other setting is the walkthrough's (MS-CR@6, all eight sources, full width, batch 128,
-    learning rate 2.5e-4, the paper's probes); an explicit ``size``, ``epochs``, ``precision``
-    or ``repetitions`` overrides the preset's.
+    learning rate 2.5e-4); an explicit ``size``, ``epochs``, ``precision`` or ``repetitions``
+    overrides the preset's.
     """
 
     name: str
@@ -86,11 +86,13 @@ def _preset(name: str) -> Preset:
 def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs: int | None = None,
                 precision: str | None = None, repetitions: int | None = None, arch: str = "ms_cr@6",
                 sources: str = "self,bpm,year,taste,tag,lyrics,cdr_tag,artist", seed: int = 0,
-                batch_size: int = 128, calibrate_here: bool = True, device: str = "auto") -> str:
+                batch_size: int = 128, calibrate_here: bool = True, device: str = "auto",
+                corpus_root: str | Path | None = None) -> str:
     """What a walkthrough will cost, before it starts (printed by ``mtdtl demo``).
 
     Counts the clips to render, the training iterations and crops (exact from the store when it
-    is built, else from the corpus plan), and, with ``calibrate_here``, measures a few training
+    is built, else from the corpus plan; with ``corpus_root``, a corpus of one's own, always
+    from the plan), and, with ``calibrate_here``, measures a few training
     steps of ``arch`` on this machine at the run's precision
     (:func:`mtdtl.sweep.calibrate`) to project the training time. The projection is a lower
     bound: it times synthetic crops, while the real loop also reads the store and validates
@@ -108,8 +110,8 @@ def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs:
     repetitions = int(repetitions or p.repetitions)
     demo_k(size)  # validates the size
     names = list(parse_sources(sources))
-    corpus = demo_corpus_dir(size, seed)
-    store = demo_store_dir(size, seed)
+    corpus = Path(corpus_root) if corpus_root else demo_corpus_dir(size, seed)
+    store = None if corpus_root else demo_store_dir(size, seed)  # a corpus of one's own: its store is the run's
     plan = SIZES[size]
     lines = [f"preset {p.name}: {p.description}",
              f"  settings: {arch}, {len(names)} source(s), demo corpus {size}, {epochs} epochs, batch {batch_size}, "
@@ -120,7 +122,7 @@ def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs:
     else:
         n = "all usable works" if plan is None else f"about {sum(a + b for a, b in plan.values()):,} clips"
         lines.append(f"  corpus: to render first, {n} (about 0.15 s a clip on 2 cores, once)")
-    if (store / "labels").is_dir() and (store / "store.json").is_file():
+    if store is not None and (store / "labels").is_dir() and (store / "store.json").is_file():
         from mtdtl.sweep import _samples_per_epoch
 
         per = _samples_per_epoch(store, [tuple(names)], batch_size)[tuple(names)]
@@ -226,9 +228,9 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str | 
     """Run the whole single-run walkthrough; finished stages are reused, not recomputed.
 
     ``preset`` (:data:`PRESETS`) gives ``size``, ``epochs``, ``precision`` and ``repetitions``
-    where they are not given, and the probes' feature scaling. ``k`` (topics / GMM components per source) defaults to
-    :func:`demo_k` of ``size``. The preset, architecture, sources and size are checked before any
-    work starts.
+    where they are not given, and the probes' feature scaling. ``k`` (topics / GMM components
+    per source) defaults to :func:`demo_k` of ``size``. The preset, architecture, sources and
+    size are checked before any work starts.
 
     Returns
     -------

@@ -55,6 +55,10 @@ def test_preset_plan_counts_before_anything_is_built(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir()), "planning built nothing"
     small = preset_plan("walkthrough", epochs=2, sources="tag,self", calibrate_here=False)
     assert "2 source(s)" in small and "precision fp32" in small
+    own = tmp_path / "own"
+    (own).mkdir()
+    (own / "manifest.csv").write_text("track_id\n")
+    assert f"corpus: built ({own})" in preset_plan("walkthrough", corpus_root=own, calibrate_here=False)
 
 
 def test_preset_plan_is_exact_from_the_store_and_times_steps_here(tiny_store, monkeypatch):
