@@ -93,6 +93,13 @@ def test_rand_is_the_untrained_architecture_from_a_fixed_seed(wavs):
     assert get_extractor("rand:ss_r", width="tiny", scaler=(MEAN, STD)).meta["sources"] == ["self"]
     with pytest.raises(MtdtlError):
         get_extractor("rand:ss_r:self,tag", width="tiny")
+    # the authors' initialisation: other weights (another cache key), zero biases, recorded
+    g = get_extractor("rand:ms_cr@2:self,bpm,tag", width="tiny", scaler=(MEAN, STD), device="cpu", init="glorot")
+    assert g.key != a.key and g.meta["init"] == "glorot" and a.meta["init"] == "torch"
+    import torch
+
+    convs = [m for m in g.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(torch.count_nonzero(m.bias) == 0 for m in convs)
 
 
 def test_rand_mirrors_a_checkpoint(checkpoint, wavs):

@@ -7,7 +7,7 @@
 """
 
 from mtdtl.models.nets import (
-    INPUT_SHAPE, WIDTHS, RepresentationModel, Width, build_model, canonical_sources,
+    INITS, INPUT_SHAPE, WIDTHS, RepresentationModel, Width, build_model, canonical_sources, init_weights,
 )
 from mtdtl.models.registry import ARCHITECTURES, DESIGN_ARC_CODES, LAYERS, ArchSpec, parse_arch
 from mtdtl.models.summary import count_parameters, forward_flops, layer_table, param_table
@@ -15,5 +15,5 @@ from mtdtl.models.summary import count_parameters, forward_flops, layer_table, p
 __all__ = [
     "build_model", "RepresentationModel", "parse_arch", "ArchSpec", "ARCHITECTURES", "LAYERS",
     "DESIGN_ARC_CODES", "WIDTHS", "Width", "INPUT_SHAPE", "canonical_sources", "param_table",
-    "layer_table", "count_parameters", "forward_flops",
+    "layer_table", "count_parameters", "forward_flops", "INITS", "init_weights",
 ]

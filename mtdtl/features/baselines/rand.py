@@ -39,11 +39,13 @@ log = get_logger(__name__)
 RAND_SEED = 0
 
 
-def rand_model(arch: str, sources: Sequence[str] = SOURCE_NAMES, *, width: str = "full", seed: int = RAND_SEED):
-    """An untrained representation network, initialised from ``seed``, in eval mode."""
+def rand_model(arch: str, sources: Sequence[str] = SOURCE_NAMES, *, width: str = "full", seed: int = RAND_SEED,
+               init: str = "torch"):
+    """An untrained representation network, initialised from ``seed`` (``init``: see
+    :data:`mtdtl.models.INITS`), in eval mode."""
     from mtdtl.models import build_model
 
-    return build_model(arch, list(sources), width=width, seed=seed).eval()
+    return build_model(arch, list(sources), width=width, seed=seed, init=init).eval()
 
 
 def _scaler_arrays(scaler: Any, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +68,7 @@ def _scaler_arrays(scaler: Any, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
 
 def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None, *, checkpoint: Any = None,
                    seed: int = RAND_SEED, width: str | None = None, front_end: Any = None, scaler: Any = None,
-                   **kw):
+                   init: str = "torch", **kw):
     """The Rand baseline as a :class:`mtdtl.features.ModelExtractor`.
 
     Parameters
@@ -81,6 +83,9 @@ def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None
         sources too unless ``arch`` is given.
     seed : int
         Initialisation seed.
+    init : {"torch", "glorot"}
+        Weight initialisation (:data:`mtdtl.models.INITS`): PyTorch's defaults (mtdtl's Rand) or
+        the authors' Lasagne defaults (docs/learning.md, section 11).
     width : str, optional
         ``"full"`` (default) or ``"tiny"``.
     front_end : mtdtl.audio.FrontEnd or dict, optional
@@ -122,7 +127,7 @@ def rand_extractor(arch: str | None = None, sources: Sequence[str] | None = None
             sources = SOURCE_NAMES if parse_arch(arch).multi_source else ("self",)
         sources = list(sources)
         width = width or "full"
-    model = rand_model(arch, sources, width=width, seed=seed)
+    model = rand_model(arch, sources, width=width, seed=seed, init=init)
     name = kw.pop("name", None) or f"rand:{arch}[{'+'.join(sources)}]" + (f"@{width}" if width != "full" else "")
-    meta = {"arch": arch, "sources": sources, "width": width, "seed": seed, "baseline": "rand"}
+    meta = {"arch": arch, "sources": sources, "width": width, "seed": seed, "baseline": "rand", "init": init}
     return ModelExtractor(model, front_end=fe, scaler_mean=mean, scaler_std=std, name=name, meta=meta, **kw)
