@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,10 +77,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 
-def _preset(name: str) -> Preset:
+def _preset(name: str, **given) -> Preset:
+    """Preset ``name`` with the settings given (not None) in place of its own."""
     if name not in PRESETS:
         raise MtdtlError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return replace(PRESETS[name], **{k: v for k, v in given.items() if v is not None})
 
 
 def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs: int | None = None,
@@ -103,11 +104,8 @@ def preset_plan(preset: str = "walkthrough", *, size: str | None = None, epochs:
     from mtdtl.corpora.demo import SIZES
     from mtdtl.runs import parse_sources
 
-    p = _preset(preset)
-    size = size or p.size
-    epochs = int(epochs or p.epochs)
-    precision = precision or p.precision
-    repetitions = int(repetitions or p.repetitions)
+    p = _preset(preset, size=size, epochs=epochs, precision=precision, repetitions=repetitions)
+    size, epochs, precision, repetitions = p.size, int(p.epochs), p.precision, int(p.repetitions)
     demo_k(size)  # validates the size
     names = list(parse_sources(sources))
     corpus = Path(corpus_root) if corpus_root else demo_corpus_dir(size, seed)
@@ -243,11 +241,8 @@ def run_walkthrough(*, out_dir: str | Path = "papermill_runs/demo", size: str | 
     from mtdtl.models import parse_arch
     from mtdtl.runs import parse_sources
 
-    p = _preset(preset)
-    size = size or p.size
-    epochs = int(epochs or p.epochs)
-    precision = precision or p.precision
-    repetitions = int(repetitions or p.repetitions)
+    p = _preset(preset, size=size, epochs=epochs, precision=precision, repetitions=repetitions)
+    size, epochs, precision, repetitions = p.size, int(p.epochs), p.precision, int(p.repetitions)
     from mtdtl.training.config import PRECISIONS
 
     if precision not in PRECISIONS:
