@@ -186,6 +186,8 @@ def display_names(results: pd.DataFrame) -> dict[str, str]:
             name = "MFCC"
         elif kind == "choi":
             name = "Choi"
+        elif kind == "chance":
+            name = "Chance"
         else:
             name = str(r.representation)
         names[str(r.representation)] = name
@@ -550,7 +552,11 @@ def training_summary(run_dir: str | os.PathLike) -> Summary:
 # ---------------------------------------------------------------------------------------
 
 def transfer_summary(results: pd.DataFrame, *, names: Mapping[str, str] | None = None) -> Summary:
-    """Closing summary of 03_evaluate: who wins which task, learned against each baseline."""
+    """Closing summary of 03_evaluate: who wins which task, learned against each baseline.
+
+    With a *Chance* column (kind ``"chance"``), it also names the tasks on which no other
+    representation scores above it.
+    """
     pv = results_pivot(results, names=names)
     names = dict(names or display_names(results))
     kinds = {names[str(r)]: str(k) for r, k in _identity(results)[["representation", "kind"]].itertuples(index=False)}
@@ -564,6 +570,7 @@ def transfer_summary(results: pd.DataFrame, *, names: Mapping[str, str] | None =
     findings = []
     learned = [c for c in mean.columns if kinds.get(c) == "learned"]
     others = [c for c in mean.columns if c not in learned]
+    chance = [c for c in mean.columns if kinds.get(c) == "chance"]
     for ours in learned:
         parts = []
         for b in others:
@@ -580,6 +587,15 @@ def transfer_summary(results: pd.DataFrame, *, names: Mapping[str, str] | None =
         key = " and ".join(w) if w else "nobody"
         winners.setdefault(key, []).append(short[t])
     findings.append("Best per task: " + "; ".join(f"{w} on {_and(ts)}" for w, ts in winners.items()) + ".")
+    if chance:
+        level = mean[chance[0]]
+        rest = mean.drop(columns=chance)
+        unlearned = [t for t in tasks if pd.notna(level[t]) and rest.loc[t].notna().any()
+                     and not (rest.loc[t] > level[t]).any()]
+        if unlearned:
+            findings.append(f"On {_and([f'{short[t]} ({level[t]:.3f})' for t in unlearned])} no representation "
+                            "scores above Chance, what the labels' distribution alone gives (the majority class, the "
+                            "training mean): none of them taught the probe that task.")
     neg = []
     for t in tasks:
         if not t.endswith("(r2)"):

@@ -352,10 +352,10 @@ def baseline_id(kind: str, *, arch: str | None = None, sources: Any = None, seed
     >>> baseline_id("rand", arch="ms_cr@6", sources="self+bpm", seed=0)
     'rand-ms_cr6-self+bpm-seed0'
     """
-    if kind in ("mfcc", "choi"):
+    if kind in ("mfcc", "choi", "chance"):
         return kind
     if kind != "rand":
-        raise MtdtlError(f"unknown baseline kind {kind!r}; valid: mfcc, rand, choi")
+        raise MtdtlError(f"unknown baseline kind {kind!r}; valid: mfcc, rand, choi, chance")
     if arch is None:
         raise MtdtlError("a rand baseline needs its architecture")
     parts = ["rand", arch_token(arch)]

@@ -615,6 +615,10 @@ def _validate(sweep: Sweep) -> None:
         if b == "rand_arch":
             raise _fail(f, "[evaluate] baselines", "rand_arch is the run's own architecture untrained (one per "
                                                    "run): evaluate it in 03_evaluate; a sweep takes mfcc, rand, choi")
+        if b == "chance":
+            raise _fail(f, "[evaluate] baselines", "chance is 03_evaluate's reference level (the labels' distribution "
+                                                   "alone), not a baseline of the study's analysis; a sweep takes "
+                                                   "mfcc, rand, choi")
         if b not in BASELINES:
             raise _fail(f, "[evaluate] baselines", f"unknown baseline {b!r}; valid: {', '.join(_SWEEP_BASELINES)}")
     extra = set(e["target_roots"]) - set(e["targets"])

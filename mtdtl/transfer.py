@@ -88,12 +88,12 @@ def representation_from_run(run_dir: str | Path) -> Representation:
 
 
 #: Baseline names :func:`baseline_representations` knows.
-BASELINES = ("mfcc", "rand", "rand_arch", "choi")
+BASELINES = ("mfcc", "rand", "rand_arch", "choi", "chance")
 
 
 def baseline_representations(names: Sequence[str] | str, *, run: Representation | None = None,
                              choi_weights: str | Path | None = None, rand_seed: int = 0) -> list[Representation]:
-    """The paper's baselines (Section 4.2) by name: ``mfcc``, ``rand``, ``rand_arch`` and ``choi``.
+    """The paper's baselines (Section 4.2) by name, ``mfcc``, ``rand``, ``rand_arch`` and ``choi``, and ``chance``.
 
     - ``rand`` (the paper's Rand, Figure 8): the base network of Table 3 (SS-R), untrained, from
       a fixed seed: one 256-unit fc-feature, 512 dimensions after mean ‖ std, fed with the
@@ -103,6 +103,9 @@ def baseline_representations(names: Sequence[str] | str, *, run: Representation 
       untrained (for MS-CR@6 with 8 sources, 4,096 dimensions). Named
       ``rand-<arch>-<sources>-seed<seed>``.
     - ``mfcc``; ``choi`` needs the user-supplied ``model_best.hdf5`` (``choi_weights``).
+    - ``chance`` (mtdtl's, not the paper's): one constant feature per track, so the probe learns
+      only the labels' distribution (the majority class, the training mean): the level below
+      which a representation has taught the probe nothing about a task.
     """
     from mtdtl.runs import baseline_id
 
@@ -126,6 +129,9 @@ def baseline_representations(names: Sequence[str] | str, *, run: Representation 
                 ident = {"run": rid, "representation": rid, "kind": "rand", "arch": run.arch, "sources": run.sources,
                          "seed": rand_seed}
                 out.append(Representation(rid, f"rand:{run.spec}", ident, {"seed": rand_seed}))
+        elif n == "chance":
+            out.append(Representation("chance", "chance", {"run": "chance", "representation": "chance",
+                                                           "kind": "chance"}))
         elif n == "choi":
             if not choi_weights or not Path(choi_weights).is_file():
                 raise MtdtlError(f"the choi baseline needs Choi et al.'s model_best.hdf5; not found at {choi_weights!r}")

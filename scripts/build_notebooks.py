@@ -255,8 +255,10 @@ NB["03_evaluate"] = [
 This notebook computes the trained network's features for the tracks of target tasks it never
 saw (on the demo corpus: genre, instrument, meter, note density, pitch height and listening),
 fits a small probe per task, and compares the scores with the paper's baselines, MFCC and the
-same network untrained (Rand). It ends with a table of tasks by representations, a
-Figure-8-style plot and a summary of which representation wins where.
+same network untrained (Rand), and with Chance (mtdtl's reference level: the probe given one
+constant value per track, so it learns only the labels' distribution, e.g. the majority class).
+It ends with a table of tasks by representations, a Figure-8-style plot and a summary of which
+representation wins where, and on which tasks nobody beats Chance.
 """),
     code("""
 import json
@@ -287,7 +289,7 @@ targets: str = "demo"  # comma-separated target names; demo means every task of 
 target_roots: str = ""  # real dataset folders as name:path pairs, comma-separated, e.g. gtzan:/data/gtzan
 repetitions: int = 5  # repetitions of every evaluation (paper: 5)
 feature_scaling: str = "standard"  # the probe's feature scaling: standard, clip, none, pca_whiten or select (docs/learning.md)
-baselines: str = "mfcc,rand"  # comma-separated: mfcc, rand (the paper's: untrained SS-R), rand_arch (the run's architecture untrained), choi
+baselines: str = "mfcc,rand,chance"  # comma-separated: mfcc, rand (the paper's: untrained SS-R), rand_arch (the run's architecture untrained), choi, chance (no information: the labels' distribution)
 choi_weights: str = ""  # Choi et al.'s model_best.hdf5, needed for the choi baseline
 reference_dir: str = ""  # shared/reference folder: also runs the probes on Choi et al.'s published features
 out_dir: str = ""  # results.csv, figures and metrics.json; empty: run_dir/evaluate
@@ -328,7 +330,8 @@ results = evaluate_transfer(representations, target_sets, results=out / "results
 ## Results: tasks x representations
 
 Mean ± standard deviation over the repetitions; the best of each task in bold. The table below
-it says which representation (run id) each short name stands for.
+it says which representation (run id) each short name stands for. Read every score against
+Chance's: a representation at Chance's level taught the probe nothing about that task.
 """),
     code("""
 names = display_names(results)

@@ -78,6 +78,24 @@ def test_mfcc_extractor(wavs):
 
 # ---- Rand ------------------------------------------------------------------------------
 
+def test_chance_is_one_constant_feature_without_decoding(wavs, tmp_path):
+    from mtdtl.transfer import baseline_representations
+
+    ex = get_extractor("chance")
+    assert ex.dim == 1 and ex.key == get_extractor("chance").key
+    np.testing.assert_array_equal(ex.extract(wavs / "a1.wav"), [0.0])
+    items = [wavs / "a0.wav", wavs / "bad.wav", tmp_path / "missing.wav"]
+    out = dict(ex.extract_many(items))
+    np.testing.assert_array_equal(out[0], [0.0])
+    np.testing.assert_array_equal(out[1], [0.0])  # not decoded: only a file has to exist
+    assert not isinstance(out[1], Exception) and isinstance(out[2], Exception)
+    tracks = pd.DataFrame({"track_id": ["a0", "a1"], "path": [str(wavs / "a0.wav"), str(wavs / "a1.wav")]})
+    fs = extract_dataset(ex, tracks, dataset="d", cache_dir=tmp_path / "c", progress=False)
+    assert fs.X.shape == (2, 1) and not fs.X.any()
+    (rep,) = baseline_representations("chance")
+    assert rep.identity["kind"] == "chance" and rep.name == "chance"
+
+
 def test_rand_is_the_untrained_architecture_from_a_fixed_seed(wavs):
     from mtdtl.models import build_model
 

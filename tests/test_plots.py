@@ -210,6 +210,38 @@ def test_transfer_summary_is_computed_from_the_results():
     assert "MFCC on 1 of 3 tasks" in text and "MFCC on genre and instrument" in text
 
 
+def _with_chance(r: pd.DataFrame, level: dict) -> pd.DataFrame:
+    from mtdtl.evaluation.results import tidy_rows
+
+    ident = {"run": "chance", "representation": "chance", "kind": "chance"}
+    frames = [r]
+    for target, mu in level.items():
+        metric = "r2" if "pitch" in target else "accuracy"
+        frames.append(tidy_rows([{metric: mu}] * 3, identity=ident, target=target,
+                                task="regression" if metric == "r2" else "classification"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_chance_names_the_tasks_nobody_learned_and_is_a_line_in_the_figure():
+    from mtdtl.plots import results_vs_baselines
+    from mtdtl.report import display_names, transfer_summary
+
+    r = _with_chance(_results(), {"demo:genre": 0.25, "demo:instrument": 0.65, "demo:pitch_height": -0.01})
+    assert display_names(r)["chance"] == "Chance"
+    text = str(transfer_summary(r))
+    (line,) = [ln for ln in text.splitlines() if "above Chance" in ln]
+    assert "On instrument (0.650) no representation scores above Chance" in line
+    assert "genre" not in line and "pitch" not in line
+    r2 = _with_chance(_results(), {"demo:genre": 0.25, "demo:instrument": 0.10, "demo:pitch_height": -0.01})
+    assert "no representation scores above Chance" not in str(transfer_summary(r2))
+    fig = results_vs_baselines(r, ours=r["representation"].iloc[0])
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert labels == ["learned (MS-CR@6, 8 src)", "Rand (SS-R)", "MFCC", "Chance"]
+    ax = [a for a in fig.axes if a.get_visible() and a.get_title() == "instrument"][0]
+    assert len(ax.patches) == 3  # three bars; Chance is the dashed line
+    assert any(ln.get_linestyle() == "--" and ln.get_ydata()[0] == pytest.approx(0.65) for ln in ax.get_lines())
+
+
 def test_training_summary_finished_and_unfinished(tmp_path):
     from mtdtl.report import training_summary
 

@@ -263,3 +263,21 @@ def test_nan_regression_target(rng):
     y[2] = np.inf
     with pytest.raises(MtdtlError, match="NaN or infinite"):
         evaluate_probe(rng.standard_normal((20, 3)), y, task="regression")
+
+
+def test_constant_features_give_the_majority_class_and_the_training_mean(rng):
+    """Features without information (Chance): exactly what the training labels' distribution gives."""
+    X = np.zeros((100, 1))
+    y = np.array([0] * 70 + [1] * 20 + [2] * 10)
+    split = np.array(["train", "test", "train", "train", "test"] * 20)
+    y_test_majority = float(np.mean(y[split == "test"] == np.bincount(y[split == "train"]).argmax()))
+    evals = evaluate_probe(X, y, task="classification", split=split, n_repetitions=2, **SMALL)
+    assert [e["accuracy"] for e in evals] == [y_test_majority] * 2
+    yr = rng.standard_normal(100)
+    train, test = split == "train", split == "test"
+    expected = 1 - np.sum((yr[test] - yr[train].mean()) ** 2) / np.sum((yr[test] - yr[test].mean()) ** 2)
+    r = evaluate_probe(X, yr, task="regression", split=split, n_repetitions=1, **SMALL)[0]["r2"]
+    assert r == pytest.approx(expected, abs=1e-12)
+    # one informative column is enough for the MLP again
+    X2 = np.c_[X, y + 0.01 * rng.standard_normal(100)]
+    assert evaluate_probe(X2, y, task="classification", split=split, n_repetitions=1, **SMALL)[0]["accuracy"] > y_test_majority

@@ -124,6 +124,7 @@ _DESIGN = "[design]\nsources = [\"self\", \"bpm\", \"tag\"]\nbudget = 1\n"
     ("[design]\nkind = \"file\"", ["[design] file", "kind"]),
     ("[evaluate]\ntargets = [\"gtzn\"]", ["[evaluate] targets", "gtzn"]),
     ("[evaluate]\nbaselines = [\"rand_arch\"]", ["[evaluate] baselines", "rand_arch"]),
+    ("[evaluate]\nbaselines = [\"chance\"]", ["[evaluate] baselines", "chance is 03_evaluate's reference level"]),
     ("[evaluate]\ntarget_roots = {gtzan = \"/x\"}", ["[evaluate] target_roots", "gtzan"]),
     ("[train]\nparams = {epochs = 3}", ["[train] params", "epochs"]),
     ("[dask]\nworkers = -1", ["[dask] workers", ">= 0"]),

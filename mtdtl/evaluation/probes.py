@@ -54,6 +54,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -345,8 +346,16 @@ def evaluate(y_true, y_pred, *, task: str) -> dict[str, float]:
 
 def _fit_score(X, y, train, test, task, model_seed, hidden, max_iter, standardize_target,
                description, feature_scaling=PAPER.feature_scaling) -> dict:
-    model = make_probe(task, seed=model_seed, hidden=hidden, max_iter=max_iter,
-                       standardize_target=standardize_target, feature_scaling=feature_scaling)
+    if not np.ptp(X[train], axis=0).any():
+        # Features that are the same for every training track carry no information: what an MLP
+        # can learn from them is the labels' distribution, which it only approaches in 200
+        # iterations (on a near-balanced task it may settle on a minority class). The exact
+        # answer: the majority class, the training mean (the Chance baseline's probe).
+        model = (DummyClassifier(strategy="most_frequent") if task == "classification"
+                 else DummyRegressor(strategy="mean"))
+    else:
+        model = make_probe(task, seed=model_seed, hidden=hidden, max_iter=max_iter,
+                           standardize_target=standardize_target, feature_scaling=feature_scaling)
     # A 256-unit MLP on a few thousand tracks gains nothing from threaded BLAS, and BLAS
     # threads that busy-wait between the many small products make it several times slower on
     # a loaded machine: one thread per fit, and parallel repetitions (n_jobs) instead.

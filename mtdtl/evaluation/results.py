@@ -66,7 +66,7 @@ KEY = ("run", "representation", "target", "repetition", "metric", "protocol")
 _STR_COLS = ("run", "representation", "kind", "arch", "sources", "precision", "target", "task", "split", "metric",
              "protocol")
 _INT_COLS = ("n_sources", "seed", "epochs", "repetition")
-_KINDS = ("learned", "mfcc", "rand", "choi", "other")
+_KINDS = ("learned", "mfcc", "rand", "choi", "chance", "other")
 
 
 def _default_protocol() -> str:

@@ -36,6 +36,8 @@ spec                        representation
 ==========================  ===================================================================
 ``<checkpoint path>``       a trained network (run folder, ``model.safetensors`` or ``model.json``)
 ``"mfcc"``                  MFCC baseline, 120 dims (`mtdtl.features.baselines.mfcc`)
+``"chance"``                *Chance*: one constant value per track, the probe's reference level
+                            (mtdtl's; `mtdtl.features.baselines.chance`)
 ``"rand:<checkpoint>"``     *Rand*: the checkpoint's architecture, sources, front end and scaler,
                             untrained, from a fixed seed (`mtdtl.features.baselines.rand`)
 ``"rand:<arch>[:src,..]"``  *Rand* for an architecture id (sources default to all eight)

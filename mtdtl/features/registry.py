@@ -13,7 +13,7 @@ from mtdtl.errors import MtdtlError
 from mtdtl.features.base import Extractor
 from mtdtl.features.model import ModelExtractor
 
-_SPEC_HELP = ("'mfcc', 'choi:<path to model_best.hdf5>', 'rand:<arch>[:<source>,...]', "
+_SPEC_HELP = ("'mfcc', 'chance', 'choi:<path to model_best.hdf5>', 'rand:<arch>[:<source>,...]', "
               "'rand:<checkpoint>', or the path of a checkpoint (run folder, model.safetensors, model.json)")
 
 
@@ -23,7 +23,7 @@ def get_extractor(spec: Any, **kw) -> Extractor:
     Parameters
     ----------
     spec : str, Path or Extractor
-        ``"mfcc"``, ``"choi:<hdf5>"``, ``"rand:<arch>[:<sources>]"``, ``"rand:<checkpoint>"``
+        ``"mfcc"``, ``"chance"``, ``"choi:<hdf5>"``, ``"rand:<arch>[:<sources>]"``, ``"rand:<checkpoint>"``
         or a checkpoint path; an :class:`Extractor` is returned as is.
     **kw
         Passed to the extractor: e.g. ``batch_size``, ``device``, ``front_end`` (checkpoints:
@@ -43,6 +43,10 @@ def get_extractor(spec: Any, **kw) -> Extractor:
         from mtdtl.features.baselines.mfcc import MFCCExtractor
 
         return MFCCExtractor(**kw)
+    if spec == "chance":
+        from mtdtl.features.baselines.chance import ChanceExtractor
+
+        return ChanceExtractor(**kw)
     if spec.startswith("choi:"):
         from mtdtl.features.baselines.choi import ChoiExtractor
 

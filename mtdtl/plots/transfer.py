@@ -36,7 +36,9 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None,
     Returns
     -------
     matplotlib.figure.Figure
-        Bars: mean over repetitions; error bars: one standard deviation.
+        Bars: mean over repetitions; error bars: one standard deviation. *Chance* (kind
+        ``"chance"``), when present, is not a bar but a dashed line across its panel: the level a
+        representation has to clear before it has taught the probe anything.
     """
     from matplotlib import colormaps
 
@@ -47,8 +49,10 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None,
     names = dict(names or display_names(results))
     g = results.groupby(["target", "metric", "representation"], sort=False)["value"].agg(["mean", "std"]).reset_index()
     panels = list(dict.fromkeys(zip(g["target"], g["metric"])))
-    reps = list(dict.fromkeys(results["representation"].astype(str)))
     kinds = dict(zip(results["representation"].astype(str), results.get("kind", pd.Series("", index=results.index)).astype(str)))
+    every = list(dict.fromkeys(results["representation"].astype(str)))
+    chance = [r for r in every if kinds.get(r) == "chance"]
+    reps = [r for r in every if r not in chance]
     blue = iter(c for i, c in enumerate(colormaps["tab10"].colors) if i != 3)
     colors = {}
     for r in reps:
@@ -61,7 +65,7 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None,
             colors[r] = next(blue, "C0")
     cols = max(1, min(ncols, len(panels)))
     rows = math.ceil(len(panels) / cols)
-    fig = new_figure(3.2 * cols, 2.6 * rows + 0.4 + 0.3 * math.ceil(len(reps) / 3))
+    fig = new_figure(3.2 * cols, 2.6 * rows + 0.4 + 0.3 * math.ceil((len(reps) + len(chance)) / 3))
     with style():
         axes = fig.subplots(rows, cols, squeeze=False)
         for ax, (t, metric) in zip(axes.flat, panels):
@@ -70,16 +74,22 @@ def results_vs_baselines(results: pd.DataFrame, *, ours: str | None = None,
             ax.bar(range(len(reps)), sub["mean"], yerr=sub["std"].fillna(0) if has_sd else None,
                    capsize=3, color=[colors[r] for r in reps])
             ax.axhline(0, color="0.2", lw=0.6)
+            for r in chance:
+                level = g[(g["target"] == t) & (g["metric"] == metric) & (g["representation"] == r)]["mean"]
+                if len(level) and pd.notna(level.iloc[0]):
+                    ax.axhline(float(level.iloc[0]), color="0.1", lw=1.0, ls="--")
             ax.set_xticks([])
             ax.set_title(f"{t[5:] if str(t).startswith('demo:') else t}")
             ax.set_ylabel(metric)
             ax.grid(axis="y", alpha=0.3)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
+        from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
 
         handles = [Patch(color=colors[r], label=names.get(r, r)) for r in reps]
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(reps), 3), frameon=False)
+        handles += [Line2D([], [], color="0.1", lw=1.0, ls="--", label=names.get(r, r)) for r in chance]
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False)
     return fig
 
 
