@@ -18,7 +18,9 @@ architecture (full width, untrained weights; multi-source ones with ``--sources`
   processes on every core), then extracting from it;
 - ``direct``: extract_dataset without a target store (decode + mel in a thread overlapping the
   network, as before the store existed: what every representation paid);
-- ``front end``: mel + slicing alone (decode excluded), on the first two clips.
+- ``front end``: mel + slicing alone (decode excluded), on the first two clips;
+- ``net_fp32`` (with ``--precision bf16`` or ``auto`` resolving to bf16): the same network in
+  fp32 on the same batch, so the bf16 speed-up is a ratio of the same run (target >= 1.8x).
 
 Every result is first a ratio to ``net`` (slices/s over slices/s), then absolute (x real time,
 slices/s). The last line says whether the targets are met. Repeats are interleaved across the
@@ -54,6 +56,7 @@ from mtdtl.constants import CROP_FRAMES, SOURCE_NAMES, SR  # noqa: E402
 
 CLIP_S = 30.0
 TARGET_WARM, TARGET_COLD = 0.8, 0.5
+TARGET_BF16 = 1.8  # bf16 network rate against fp32's, where bf16 is native
 
 
 def write_clips(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
@@ -175,6 +178,10 @@ def main() -> None:
         }
         if not args.build_first:
             del jobs["build1st"]
+        if ex.precision != "fp32":  # the same network in fp32, timed in the same repeats
+            ex32 = get_extractor(f"rand:{arch}:{','.join(sources)}", scaler=(np.full(128, -40.0), np.full(128, 20.0)),
+                                 batch_size=args.batch_size, device=args.device, precision="fp32")
+            jobs["net_fp32"] = lambda ex=ex32, S=S: (ex.slice_features(S).cpu(), sync())
         for f in jobs.values():
             f()  # warm-up: tracing of the optimised network; builds the warm store
         exs[arch] = (ex, len(sources), jobs, {k: [] for k in jobs}, {k: [] for k in jobs})
@@ -187,7 +194,7 @@ def main() -> None:
                 cpus[k].append(_cpu_seconds() - c0)
         print(".", end="", flush=True)
     print()
-    slices = {"net": args.batch_size, "warm": n_slices, "cold": n_slices, "direct": n_slices, "build1st": n_slices,
+    slices = {"net": args.batch_size, "net_fp32": args.batch_size, "warm": n_slices, "cold": n_slices, "direct": n_slices, "build1st": n_slices,
               "front": 2 * slices_per_clip}
 
     rows, cpu_rows = [], []
@@ -220,6 +227,14 @@ def main() -> None:
             cells.append(f"{best[k]:6.0f} {rt:7.0f}x")
         print(f"{arch:10s} " + " ".join(f"{c:>16s}" for c in cells))
 
+    low = [(arch, best, med) for arch, _, _, best, med in rows if "net_fp32" in best]
+    if low:
+        print(f"\nreduced precision ({args.precision}): the network alone against the same network in fp32, "
+              f"same run (target >= {TARGET_BF16}x)")
+        for arch, best, med in low:
+            print(f"{arch:10s} {best['net'] / best['net_fp32']:6.2f}x [{med['net'] / med['net_fp32']:5.2f}x]   "
+                  f"{best['net']:6.0f} against {best['net_fp32']:6.0f} slices/s")
+
     if args.baselines:
         base = []
         ex = get_extractor("mfcc")
@@ -238,8 +253,13 @@ def main() -> None:
     cold = {a: b["cold"] / b["net"] for a, _, _, b, _ in rows}
     ok_w, ok_c = all(v >= TARGET_WARM for v in warm.values()), all(v >= TARGET_COLD for v in cold.values())
     fmt = lambda d: ", ".join(f"{a} {v:.2f}" for a, v in d.items())  # noqa: E731
+    lowp = {a: b["net"] / b["net_fp32"] for a, _, _, b, _ in rows if "net_fp32" in b}
+    extra = ""
+    if lowp:
+        ok_b = all(v >= TARGET_BF16 for v in lowp.values())
+        extra = f"; {args.precision} net >= {TARGET_BF16}x fp32 {'MET' if ok_b else 'NOT MET'} ({fmt(lowp)})"
     print(f"\ntargets: warm >= {TARGET_WARM} {'MET' if ok_w else 'NOT MET'} ({fmt(warm)}); cold >= {TARGET_COLD} "
-          f"{'MET' if ok_c else 'NOT MET'} ({fmt(cold)}); {info.get('gpu', info['cpu'])}, {info['cores']} cores, "
+          f"{'MET' if ok_c else 'NOT MET'} ({fmt(cold)}){extra}; {info.get('gpu', info['cpu'])}, {info['cores']} cores, "
           f"{args.threads} threads, load {load_now()}")
 
 

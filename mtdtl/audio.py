@@ -71,9 +71,11 @@ Pipeline
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -532,21 +534,37 @@ class _CpuPlan:
 
 
 _BLAS_CONTROLLER: Any = None
+_BLAS_LOCK = threading.Lock()
+_BLAS_STATE: dict[str, Any] = {"users": 0, "limiter": None}
 
 
+@contextlib.contextmanager
 def _single_threaded_blas():
-    """Context manager limiting BLAS (numpy's matmul) to one thread; a no-op without threadpoolctl."""
+    """Context manager limiting BLAS (numpy's matmul) to one thread; a no-op without threadpoolctl.
+
+    The limit is process-wide (threadpoolctl), so threads computing mels at the same time share
+    one: the first to enter sets it, the last to leave restores the previous thread counts.
+    """
     global _BLAS_CONTROLLER
+    with _BLAS_LOCK:
+        if _BLAS_STATE["users"] == 0:
+            try:
+                if _BLAS_CONTROLLER is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    _BLAS_CONTROLLER = ThreadpoolController()
+                _BLAS_STATE["limiter"] = _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+            except Exception:  # threadpoolctl missing or unable to inspect the libraries
+                _BLAS_STATE["limiter"] = None
+        _BLAS_STATE["users"] += 1
     try:
-        if _BLAS_CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS_CONTROLLER = ThreadpoolController()
-        return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
-    except Exception:  # threadpoolctl missing or unable to inspect the libraries
-        import contextlib
-
-        return contextlib.nullcontext()
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_STATE["users"] -= 1
+            if _BLAS_STATE["users"] == 0 and _BLAS_STATE["limiter"] is not None:
+                _BLAS_STATE["limiter"].restore_original_limits()
+                _BLAS_STATE["limiter"] = None
 
 
 _PLANS: dict[FrontEnd, _CpuPlan] = {}
@@ -576,8 +594,24 @@ def _check_precision(precision: str) -> None:
         raise MtdtlError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
+_LOCAL = threading.local()
+
+
 def _threads() -> int:
-    return max(1, torch.get_num_threads())
+    """FFT workers of the CPU mel kernel: this thread's :func:`fft_workers` setting, else torch's threads."""
+    return max(1, getattr(_LOCAL, "fft_workers", None) or torch.get_num_threads())
+
+
+@contextlib.contextmanager
+def fft_workers(n: int):
+    """In this thread, run the CPU mel kernel's FFT with ``n`` workers (e.g. 1 in a decode
+    thread beside the network, which has the other cores)."""
+    old = getattr(_LOCAL, "fft_workers", None)
+    _LOCAL.fft_workers = max(1, int(n))
+    try:
+        yield
+    finally:
+        _LOCAL.fft_workers = old
 
 
 class MelSpectrogramDB(torch.nn.Module):

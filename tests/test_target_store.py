@@ -291,3 +291,42 @@ def test_bf16_features_and_probe_scores_track_fp32(tiny_corpus, tmp_path):
                     for p in ("fp32", "bf16"))
         noise = max(s32.std(), s16.std(), 1.0 / len(tracks))
         assert abs(s16.mean() - s32.mean()) <= 2 * noise, (target.name, s32, s16)
+
+
+def test_decode_threads_get_cores_of_their_own_and_torch_threads_come_back(audio, tmp_path, monkeypatch):
+    """Cold: the network runs on the cores the decode thread leaves; warm: on every core. Either
+    way the features do not depend on how many decode threads ran ahead, nor how far."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        real_runner = ModelExtractor._runner
+
+        def recording(ex):
+            net = real_runner(ex)
+
+            def run(x):
+                seen.append(torch.get_num_threads())
+                return net(x)
+            return run
+
+        monkeypatch.setattr(ModelExtractor, "_runner", recording)
+        tracks = _tracks(audio, ["t0.wav", "t1.wav", "t2.wav", "t3.wav"])
+        cold = extract_dataset(_ex(0, batch_size=2), tracks, dataset="threads", cache_dir=tmp_path / "c1",
+                               progress=False)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        warm = extract_dataset(_ex(0, batch_size=2), tracks, dataset="threads", cache_dir=tmp_path / "c2",
+                               progress=False)
+        assert seen and set(seen) == {2}
+        np.testing.assert_array_equal(warm.X, cold.X)
+        for kw in ({"decode_workers": 2}, {"prefetch": 0}, {"prefetch": 1, "batch_size": 64}):
+            other = extract_dataset(_ex(0, **kw), tracks, dataset="threads", cache_dir=tmp_path / f"c{len(kw)}{kw}",
+                                    progress=False, target_store=False)
+            assert list(other.track_ids) == list(cold.track_ids)
+            np.testing.assert_allclose(other.X, cold.X, rtol=0, atol=5e-3 * np.abs(cold.X).max())
+        assert torch.get_num_threads() == 2
+        with pytest.raises(MtdtlError, match="decode_workers"):
+            _ex(0, decode_workers=0)
+    finally:
+        torch.set_num_threads(before)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ log = get_logger(__name__)
 
 #: Inference precisions of :class:`ModelExtractor` (``"auto"`` resolves to one of them).
 PRECISIONS = ("fp32", "bf16")
+#: Most tracks the decode thread prepares ahead of the network (bounds memory on short clips).
+MAX_TRACKS_AHEAD = 64
 _PRECISION_ALIASES = {"fp32": "fp32", "float32": "fp32", "float": "fp32", "bf16": "bf16", "bfloat16": "bf16"}
 
 
@@ -82,7 +85,15 @@ class ModelExtractor(Extractor):
     max_seconds_in_memory : float
         Tracks longer than this are streamed in blocks.
     prefetch : int
-        Tracks decoded ahead in a background thread (0: decode in the calling thread).
+        Tracks decoded ahead in a background thread beyond those that fill the next batch
+        (0: decode in the calling thread). The thread runs up to about one batch of slices
+        ahead (:data:`MAX_TRACKS_AHEAD` tracks at most), so decode and mel overlap the whole
+        forward pass of a batch rather than the last ``prefetch`` tracks of it.
+    decode_workers : int, optional
+        Threads that decode tracks and compute their mel ahead of the network, on the CPU, when
+        some tracks are not read from a target store. Default: a third of torch's threads (at
+        least 1); the network runs on the remaining threads meanwhile (at least 1), so the two
+        do not fight over cores. Torch's thread count is restored afterwards.
     optimize : bool
         On CPU, run an inference-optimised copy of the network: batch norm folded into the
         convolutions, dropout removed, oneDNN (mkldnn) layout between layers
@@ -101,7 +112,8 @@ class ModelExtractor(Extractor):
     def __init__(self, model: torch.nn.Module, *, front_end: Any, scaler_mean: Any, scaler_std: Any,
                  name: str = "model", key: str | None = None, batch_size: int = 256,
                  device: str | torch.device | None = None, max_seconds_in_memory: float = 600.0,
-                 prefetch: int = 2, optimize: bool = True, meta: dict | None = None, precision: str = "fp32"):
+                 prefetch: int = 2, optimize: bool = True, meta: dict | None = None, precision: str = "fp32",
+                 decode_workers: int | None = None):
         from mtdtl.audio import MelSpectrogramDB
 
         if not hasattr(model, "features") or not hasattr(model, "feature_dim"):
@@ -133,6 +145,9 @@ class ModelExtractor(Extractor):
         self.max_seconds_in_memory = float(max_seconds_in_memory)
         self.stream_block_slices = 64  # slices per block when streaming a long file
         self.prefetch = int(prefetch)
+        self.decode_workers = None if decode_workers is None else int(decode_workers)
+        if self.decode_workers is not None and self.decode_workers < 1:
+            raise MtdtlError(f"decode_workers must be >= 1, got {decode_workers}")
         self.key = key or self._hash_model(mean, std)
         if self.precision != "fp32":
             self.key = _hash_parts(self.key, f"precision={self.precision}")
@@ -287,8 +302,8 @@ class ModelExtractor(Extractor):
 
         Slices of consecutive tracks are scaled into one preallocated batch of ``batch_size``
         slices; the network runs on full batches (and on the rest at the end). At most one
-        batch plus the slices of about ``prefetch + 1`` tracks (or one block of a streamed
-        file) are held at any time.
+        batch plus the slices of about one more batch and ``prefetch + 1`` tracks (or one block
+        of a streamed file) are held at any time.
         """
         from tqdm.auto import tqdm
 
@@ -362,10 +377,27 @@ class ModelExtractor(Extractor):
         yield from finished()
         bar.close()
 
+    def _cpu_split(self, items: Sequence[Any]) -> tuple[int, int | None]:
+        """Decode threads, and torch threads for the network while they run (``None``: unchanged).
+
+        On the CPU, when tracks need decoding and a mel (not all read from a target store), the
+        decode threads get cores of their own: with the network's OpenMP threads on every core
+        beside a busy decode thread, each forward pass waited for the descheduled thread and cold
+        extraction ran slower than doing the two one after the other.
+        """
+        if self.device.type != "cpu" or all(isinstance(it, StoredClip) for it in items):
+            return 1, None
+        threads = max(1, torch.get_num_threads())
+        workers = int(self.decode_workers) if self.decode_workers else max(1, threads // 3)
+        return workers, max(1, threads - workers)
+
     def _prefetched(self, items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        from mtdtl.audio import fft_workers
+
         def prep(it):
             try:
-                return self._prepare(it)
+                with fft_workers(1):
+                    return self._prepare(it)
             except UnreadableAudio as e:
                 return e
 
@@ -377,19 +409,55 @@ class ModelExtractor(Extractor):
         # patches nn.Module.__call__ process-wide, and the decode thread's mel module called
         # during the trace fails ("module is not installed as a submodule").
         self._net
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtdtl-decode") as ex:
+        workers, net_threads = self._cpu_split(items)
+        threads_before = torch.get_num_threads()
+        if net_threads is not None:
+            torch.set_num_threads(net_threads)
+        try:
+            yield from self._run_ahead(items, prep, workers)
+        finally:
+            if net_threads is not None:
+                torch.set_num_threads(threads_before)
+
+    def _run_ahead(self, items: Sequence[Any], prep, workers: int) -> Iterator[tuple[int, Any]]:
+        """``(i, prep(item))`` in order, ``prep`` running ahead in ``workers`` threads.
+
+        How far ahead: enough tracks to fill one batch (from the slices per track seen so far;
+        one slice per track before any is seen), plus ``prefetch``. With only ``prefetch`` tracks
+        ahead the decode thread idled while the network ran on a full batch, and cold extraction
+        was little faster than decoding, computing the mel and running the network one after
+        the other.
+        """
+        seen_tracks = seen_slices = 0
+
+        def depth() -> int:
+            per_track = seen_slices / seen_tracks if seen_tracks else 1.0
+            return min(MAX_TRACKS_AHEAD, self.prefetch + math.ceil(self.batch_size / max(per_track, 1.0)))
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mtdtl-decode") as ex:
             q: deque = deque()
             it = iter(enumerate(items))
-            for i, item in it:
-                q.append((i, ex.submit(prep, item)))
-                if len(q) > self.prefetch:
-                    break
+            done = False
+
+            def top_up() -> None:
+                nonlocal done
+                while not done and len(q) <= depth():
+                    nxt = next(it, None)
+                    if nxt is None:
+                        done = True
+                        return
+                    q.append((nxt[0], ex.submit(prep, nxt[1])))
+
+            top_up()
             while q:
                 i, fut = q.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
-                    q.append((nxt[0], ex.submit(prep, nxt[1])))
-                yield i, fut.result()
+                prepared = fut.result()
+                n = _n_slices(prepared, self.front_end)
+                if n:
+                    seen_tracks += 1
+                    seen_slices += n
+                top_up()
+                yield i, prepared
 
     # -- long files, in blocks --
 
@@ -453,6 +521,18 @@ def _bf16_runner(model: torch.nn.Module, device: torch.device):
             return net(x).float()
 
     return run
+
+
+def _n_slices(prepared: Any, front_end: Any) -> int:
+    """Slices a prepared item holds (raw slices, or a waveform for the GPU); 0 when unknown."""
+    if isinstance(prepared, torch.Tensor):
+        if prepared.ndim == 4:
+            return int(prepared.shape[0])
+        if prepared.ndim == 2 and front_end is not None:
+            return max(1, (1 + int(prepared.shape[-1]) // front_end.hop) // SLICE_FRAMES)
+    if isinstance(prepared, np.ndarray) and prepared.ndim == 2 and front_end is not None:
+        return max(1, (1 + int(prepared.shape[-1]) // front_end.hop) // SLICE_FRAMES)
+    return 0
 
 
 def _duration(path: Any) -> float | None:

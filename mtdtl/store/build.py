@@ -90,13 +90,25 @@ def write_chunk(chunk: str | os.PathLike, S: np.ndarray, *, track_id: str, path:
     and the chunk's metadata.
     """
     T, s, ss = chunk_arrays(S, front_end=front_end, dtype=dtype)
-    meta = {"track_id": str(track_id), "path": str(path), "n_frames": int(T.shape[0]), "n_frames_audio": int(S.shape[1]),
-            "duration_s": float(n_samples) / front_end.sr, "source_size": int(source_stat[0]),
-            "source_mtime_ns": int(source_stat[1])}
+    meta = chunk_meta(T, n_frames_audio=int(S.shape[1]), track_id=track_id, path=path, n_samples=n_samples,
+                      front_end=front_end, source_stat=source_stat)
+    save_chunk(chunk, T, s, ss, meta)
+    return T, meta
+
+
+def chunk_meta(T: np.ndarray, *, n_frames_audio: int, track_id: str, path: str, n_samples: int,
+               front_end: FrontEnd, source_stat: tuple[int, int]) -> dict:
+    """The metadata a chunk file holds beside its arrays."""
+    return {"track_id": str(track_id), "path": str(path), "n_frames": int(T.shape[0]),
+            "n_frames_audio": int(n_frames_audio), "duration_s": float(n_samples) / front_end.sr,
+            "source_size": int(source_stat[0]), "source_mtime_ns": int(source_stat[1])}
+
+
+def save_chunk(chunk: str | os.PathLike, T: np.ndarray, s: np.ndarray, ss: np.ndarray, meta: dict) -> None:
+    """Write the arrays of :func:`chunk_arrays` and their :func:`chunk_meta` as one chunk file, atomically."""
     with atomic_path(Path(chunk)) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, S=T, s=s, ss=ss, meta=np.str_(json.dumps(meta)))
-    return T, meta
 
 
 def _read_chunk_meta(chunk: Path) -> dict | None:

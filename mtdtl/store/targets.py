@@ -69,8 +69,11 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -87,8 +90,10 @@ from mtdtl.store.build import (
     _key,
     _read_chunk_meta,
     build_store,
+    chunk_arrays,
+    chunk_meta,
     make_out_dir,
-    write_chunk,
+    save_chunk,
 )
 from mtdtl.store.reader import SpectrogramStore, clip_bytes
 
@@ -401,7 +406,15 @@ def stored_items(store: SpectrogramStore | None, track_ids: Sequence[str], paths
 
 
 class _Writer:
-    """Writes chunk files into ``<store>/_work/chunks`` (the builder's step 1) from the extractor."""
+    """Writes chunk files into ``<store>/_work/chunks`` (the builder's step 1) from the extractor.
+
+    :meth:`put` returns the stored values at once and leaves the file to a writer thread, so
+    the decode thread goes on with the next track (writing a chunk costs about as much as its
+    mel on some file systems); at most :data:`MAX_PENDING_WRITES` chunks wait. :meth:`close`
+    waits for them; the session's :meth:`TargetStoreSession.finish` calls it.
+    """
+
+    MAX_PENDING_WRITES = 16
 
     def __init__(self, folder: Path, front_end: FrontEnd, dtype: str) -> None:
         from mtdtl.io import atomic_write_text
@@ -414,21 +427,43 @@ class _Writer:
             atomic_write_text(work_json, json.dumps({"front_end": front_end.to_dict(), "dtype": dtype}, indent=1))
         self.written: list[tuple[str, str]] = []
         self.failed_writes = 0
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque = deque()
 
     def put(self, track_id: str, path: str, S: np.ndarray, *, n_samples: int, source_stat: tuple[int, int]) -> np.ndarray:
         """Store one clip's raw dB ``(2, n_frames, n_mels)``; returns it as stored ``(n_frames', 2, n_mels)``."""
-        from mtdtl.store.build import chunk_arrays
-
-        try:
-            T, _ = write_chunk(self.chunks / f"{_key(track_id, path)}.npz", S, track_id=track_id, path=path,
-                               n_samples=n_samples, front_end=self.front_end, dtype=self.dtype,
-                               source_stat=source_stat)
-        except (OSError, MtdtlError) as e:  # e.g. a concurrent build removed _work: the next build computes it
-            self.failed_writes += 1
-            log.debug("target store %s: chunk of %s not written (%s)", self.folder, track_id, e)
-            return chunk_arrays(S, front_end=self.front_end, dtype=self.dtype)[0]
-        self.written.append((track_id, path))
+        T, s, ss = chunk_arrays(S, front_end=self.front_end, dtype=self.dtype)
+        meta = chunk_meta(T, n_frames_audio=int(S.shape[1]), track_id=track_id, path=path, n_samples=n_samples,
+                          front_end=self.front_end, source_stat=source_stat)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtdtl-store-write")
+            while len(self._pending) >= self.MAX_PENDING_WRITES:
+                self._pending.popleft().result()
+            self._pending.append(self._pool.submit(self._save, track_id, path, T, s, ss, meta))
         return T
+
+    def _save(self, track_id: str, path: str, T: np.ndarray, s: np.ndarray, ss: np.ndarray, meta: dict) -> None:
+        try:
+            save_chunk(self.chunks / f"{_key(track_id, path)}.npz", T, s, ss, meta)
+        except (OSError, MtdtlError) as e:  # e.g. a concurrent build removed _work: the next build computes it
+            with self._lock:
+                self.failed_writes += 1
+            log.debug("target store %s: chunk of %s not written (%s)", self.folder, track_id, e)
+            return
+        with self._lock:
+            self.written.append((track_id, path))
+
+    def close(self) -> None:
+        """Wait until every chunk handed to :meth:`put` is written (or has failed)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            pending, self._pending = list(self._pending), deque()
+        for f in pending:
+            f.result()
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 class WriteThrough(NamedTuple):
@@ -518,6 +553,7 @@ class TargetStoreSession:
         """Consolidate what the extraction wrote; remember the tracks it could not read."""
         if self._writer is None:
             return self.store
+        self._writer.close()
         done = set(self._writer.written)
         failed = [(x.track_id, x.path) for x in self._items if isinstance(x, WriteThrough)
                   and (x.track_id, x.path) not in done]
