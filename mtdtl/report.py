@@ -600,7 +600,7 @@ def transfer_summary(results: pd.DataFrame, *, names: Mapping[str, str] | None =
     for t in tasks:
         if not t.endswith("(r2)"):
             continue
-        row = mean.loc[t].dropna()
+        row = mean.loc[t].drop(labels=chance).dropna()  # Chance's R² is about 0 by construction
         below = [c for c in row.index if row[c] < 0]
         if below:
             who = "every representation" if len(below) == len(row) else _and(below)

@@ -234,6 +234,7 @@ def test_chance_names_the_tasks_nobody_learned_and_is_a_line_in_the_figure():
     assert "genre" not in line and "pitch" not in line
     r2 = _with_chance(_results(), {"demo:genre": 0.25, "demo:instrument": 0.10, "demo:pitch_height": -0.01})
     assert "no representation scores above Chance" not in str(transfer_summary(r2))
+    assert "pitch height for Rand (SS-R)." in text  # Chance (R² -0.01) is not listed as below 0
     fig = results_vs_baselines(r, ours=r["representation"].iloc[0])
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert labels == ["learned (MS-CR@6, 8 src)", "Rand (SS-R)", "MFCC", "Chance"]

@@ -330,3 +330,25 @@ def test_decode_threads_get_cores_of_their_own_and_torch_threads_come_back(audio
             _ex(0, decode_workers=0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_decode_thread_runs_a_batch_ahead_and_no_further(monkeypatch):
+    """Look-ahead: ``prefetch`` tracks until one is seen, then enough tracks for one batch of slices."""
+    import threading
+    import time
+
+    ex = _ex(0, batch_size=256, prefetch=2)
+    lock, calls = threading.Lock(), [0]
+
+    def prep(i):
+        with lock:
+            calls[0] += 1
+        return torch.zeros(11, 1, 1, 1)  # 11 slices per track
+
+    ahead = []
+    for consumed, (i, x) in enumerate(ex._run_ahead(list(range(60)), prep, 1), start=1):
+        time.sleep(0.02)  # the network's turn: the decode thread runs ahead meanwhile
+        with lock:
+            ahead.append(calls[0] - consumed)
+    assert max(ahead[:3]) > 10  # far more than prefetch=2 tracks ahead at 11 slices a track ...
+    assert max(ahead) <= 2 + -(-256 // 11) + 1  # ... and never more than one batch of them

@@ -396,10 +396,13 @@ class ModelExtractor(Extractor):
 
         def prep(it):
             try:
-                with fft_workers(1):
-                    return self._prepare(it)
+                return self._prepare(it)
             except UnreadableAudio as e:
                 return e
+
+        def prep_ahead(it):  # in a decode thread, beside the network: one FFT worker
+            with fft_workers(1):
+                return prep(it)
 
         if self.prefetch <= 0:
             for i, it in enumerate(items):
@@ -414,7 +417,7 @@ class ModelExtractor(Extractor):
         if net_threads is not None:
             torch.set_num_threads(net_threads)
         try:
-            yield from self._run_ahead(items, prep, workers)
+            yield from self._run_ahead(items, prep_ahead, workers)
         finally:
             if net_threads is not None:
                 torch.set_num_threads(threads_before)
@@ -423,7 +426,8 @@ class ModelExtractor(Extractor):
         """``(i, prep(item))`` in order, ``prep`` running ahead in ``workers`` threads.
 
         How far ahead: enough tracks to fill one batch (from the slices per track seen so far;
-        one slice per track before any is seen), plus ``prefetch``. With only ``prefetch`` tracks
+        only ``prefetch`` before any is seen, so long tracks never pile up), plus ``prefetch``.
+        With only ``prefetch`` tracks
         ahead the decode thread idled while the network ran on a full batch, and cold extraction
         was little faster than decoding, computing the mel and running the network one after
         the other.
@@ -431,8 +435,10 @@ class ModelExtractor(Extractor):
         seen_tracks = seen_slices = 0
 
         def depth() -> int:
-            per_track = seen_slices / seen_tracks if seen_tracks else 1.0
-            return min(MAX_TRACKS_AHEAD, self.prefetch + math.ceil(self.batch_size / max(per_track, 1.0)))
+            if not seen_tracks:
+                return self.prefetch
+            per_track = max(seen_slices / seen_tracks, 1.0)
+            return min(MAX_TRACKS_AHEAD, self.prefetch + math.ceil(self.batch_size / per_track))
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mtdtl-decode") as ex:
             q: deque = deque()
