@@ -197,3 +197,39 @@ def test_cpu_inference_optimisation_matches_eager_for_every_architecture():
         eager = get_extractor(spec, width="tiny", scaler=(MEAN, STD), device="cpu", optimize=False)
         np.testing.assert_allclose(fast.extract(y), eager.extract(y), rtol=1e-4, atol=1e-5)
         assert type(fast._net).__name__ == "GraphModule", arch  # the optimised copy is in use
+
+
+def test_bf16_inference_runs_the_onednn_graph_in_bf16_for_every_architecture():
+    """bf16 on the CPU: the float32 oneDNN graph rebuilt with bf16 weights and activations,
+    within bf16 rounding of the float32 network; autocast where it cannot be built."""
+    import torch
+
+    from mtdtl.constants import ARCH_IDS
+    from mtdtl.features import model as fm
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("oneDNN has no bf16 on this CPU")
+    y = np.stack([_tone(3.0), _tone(3.0, seed=1)])
+    for arch in ARCH_IDS:
+        spec = "rand:ss_r" if arch == "ss_r" else f"rand:{arch}:self,tag,artist"
+        fp32 = get_extractor(spec, width="tiny", scaler=(MEAN, STD), device="cpu")
+        bf16 = get_extractor(spec, width="tiny", scaler=(MEAN, STD), device="cpu", precision="bf16")
+        graph = fm._bf16_graph_for_cpu(bf16.model, (2, 216, 128))
+        assert any(isinstance(m, torch.utils.mkldnn.MkldnnConv2d) and m.weight.dtype == torch.bfloat16
+                   for m in graph.modules()), arch
+        a, b = fp32.extract(y), bf16.extract(y)
+        assert np.abs(b - a).max() <= 0.05 * np.abs(a).max(), arch
+        assert not np.array_equal(a, b)  # really computed in bf16
+    # a graph that fails its check: autocast instead, same precision
+    real = fm._bf16_graph_for_cpu
+
+    def broken(*a, **k):
+        raise MtdtlError("no graph")
+
+    fm._bf16_graph_for_cpu = broken
+    try:
+        ex = get_extractor("rand:ss_r", width="tiny", scaler=(MEAN, STD), device="cpu", precision="bf16")
+        v = ex.extract(y)
+        assert ex.precision == "bf16" and np.isfinite(v).all()
+    finally:
+        fm._bf16_graph_for_cpu = real
