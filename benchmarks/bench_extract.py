@@ -152,8 +152,9 @@ def main() -> None:
     exs = {}
     for arch in [a for a in args.archs.split(",") if a]:
         sources = ["self"] if arch == "ss_r" else list(SOURCE_NAMES[: args.sources])
-        ex = get_extractor(f"rand:{arch}:{','.join(sources)}", scaler=(np.full(128, -40.0), np.full(128, 20.0)),
-                           batch_size=args.batch_size, device=args.device, precision=args.precision)
+        spec, scaler = f"rand:{arch}:{','.join(sources)}", (np.full(128, -40.0), np.full(128, 20.0))
+        ex = get_extractor(spec, scaler=scaler, batch_size=args.batch_size, device=args.device,
+                           precision=args.precision)
         assert isinstance(ex, ModelExtractor)
         ys = [ex._load(p) for p in paths[:2]]
         S = torch.cat([ex.slices(y) for y in ys])
@@ -179,8 +180,7 @@ def main() -> None:
         if not args.build_first:
             del jobs["build1st"]
         if ex.precision != "fp32":  # the same network in fp32, timed in the same repeats
-            ex32 = get_extractor(f"rand:{arch}:{','.join(sources)}", scaler=(np.full(128, -40.0), np.full(128, 20.0)),
-                                 batch_size=args.batch_size, device=args.device, precision="fp32")
+            ex32 = get_extractor(spec, scaler=scaler, batch_size=args.batch_size, device=args.device, precision="fp32")
             jobs["net_fp32"] = lambda ex=ex32, S=S: (ex.slice_features(S).cpu(), sync())
         for f in jobs.values():
             f()  # warm-up: tracing of the optimised network; builds the warm store
@@ -194,8 +194,8 @@ def main() -> None:
                 cpus[k].append(_cpu_seconds() - c0)
         print(".", end="", flush=True)
     print()
-    slices = {"net": args.batch_size, "net_fp32": args.batch_size, "warm": n_slices, "cold": n_slices, "direct": n_slices, "build1st": n_slices,
-              "front": 2 * slices_per_clip}
+    slices = {"net": args.batch_size, "net_fp32": args.batch_size, "warm": n_slices, "cold": n_slices,
+              "direct": n_slices, "build1st": n_slices, "front": 2 * slices_per_clip}
 
     rows, cpu_rows = [], []
     for arch, (ex, m, _, times, cpus) in exs.items():

@@ -428,10 +428,9 @@ class ModelExtractor(Extractor):
 
         How far ahead: enough tracks to fill one batch (from the slices per track seen so far;
         only ``prefetch`` before any is seen, so long tracks never pile up), plus ``prefetch``.
-        With only ``prefetch`` tracks
-        ahead the decode thread idled while the network ran on a full batch, and cold extraction
-        was little faster than decoding, computing the mel and running the network one after
-        the other.
+        With only ``prefetch`` tracks ahead the decode thread idled while the network ran on a
+        full batch, and cold extraction was little faster than decoding, computing the mel and
+        running the network one after the other.
         """
         seen_tracks = seen_slices = 0
 
@@ -512,36 +511,33 @@ def _bf16_graph_for_cpu(model: torch.nn.Module, shape: tuple[int, ...]):
     """The inference-optimised oneDNN graph of :func:`_optimized_for_cpu` with bf16 weights and
     activations (float32 in, bf16 out), checked against the eager float32 network.
 
-    ``optimize_for_inference`` only converts float32 modules, so the graph is built in float32
-    and its oneDNN convolutions and linear layers are then rebuilt in bf16, and the input's
+    ``optimize_for_inference`` only converts float32 modules, so the float32 graph is built
+    first, then its oneDNN convolutions and linear layers are rebuilt in bf16 and the input's
     conversion to the oneDNN layout asks for bf16.
     """
     import warnings
 
     import torch.utils.mkldnn as mkldnn
 
+    def dense_copy(m, dense: torch.nn.Module) -> torch.nn.Module:
+        with torch.no_grad():
+            dense.weight.copy_(m.weight.to_dense())
+            dense.bias.copy_(m.bias.to_dense())
+        return dense
+
+    fast = _optimized_for_cpu(model, shape)
     with warnings.catch_warnings():  # torch.utils.mkldnn still uses torch.jit.script_method
         warnings.simplefilter("ignore")
-        from torch.fx.experimental.optimization import optimize_for_inference
-
-        fast = optimize_for_inference(_Features(model).eval())
-        new: Any
         for name, m in list(fast.named_modules()):
+            new: Any
             if isinstance(m, mkldnn.MkldnnConv2d):
-                w = m.weight.to_dense()
-                dense = torch.nn.Conv2d(w.shape[1] * m.groups, w.shape[0], tuple(w.shape[2:]), stride=m.stride,
-                                        padding=m.padding, dilation=m.dilation, groups=m.groups)
-                with torch.no_grad():
-                    dense.weight.copy_(w)
-                    dense.bias.copy_(m.bias.to_dense())
-                new = mkldnn.MkldnnConv2d(dense, torch.bfloat16)
+                w = m.weight
+                new = mkldnn.MkldnnConv2d(dense_copy(m, torch.nn.Conv2d(
+                    w.shape[1] * m.groups, w.shape[0], tuple(w.shape[2:]), stride=m.stride, padding=m.padding,
+                    dilation=m.dilation, groups=m.groups)), torch.bfloat16)
             elif isinstance(m, mkldnn.MkldnnLinear):
-                w = m.weight.to_dense()
-                dense = torch.nn.Linear(w.shape[1], w.shape[0])
-                with torch.no_grad():
-                    dense.weight.copy_(w)
-                    dense.bias.copy_(m.bias.to_dense())
-                new = mkldnn.MkldnnLinear(dense, torch.bfloat16)
+                new = mkldnn.MkldnnLinear(dense_copy(m, torch.nn.Linear(m.weight.shape[1], m.weight.shape[0])),
+                                          torch.bfloat16)
             elif isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):  # left in the dense layout
                 m.to(torch.bfloat16)
                 continue
@@ -603,12 +599,11 @@ def _bf16_runner(model: torch.nn.Module, device: torch.device, shape: tuple[int,
 
 def _n_slices(prepared: Any, front_end: Any) -> int:
     """Slices a prepared item holds (raw slices, or a waveform for the GPU); 0 when unknown."""
-    if isinstance(prepared, torch.Tensor):
-        if prepared.ndim == 4:
-            return int(prepared.shape[0])
-        if prepared.ndim == 2 and front_end is not None:
-            return max(1, (1 + int(prepared.shape[-1]) // front_end.hop) // SLICE_FRAMES)
-    if isinstance(prepared, np.ndarray) and prepared.ndim == 2 and front_end is not None:
+    if not isinstance(prepared, (torch.Tensor, np.ndarray)):
+        return 0
+    if prepared.ndim == 4:
+        return int(prepared.shape[0])
+    if prepared.ndim == 2 and front_end is not None:
         return max(1, (1 + int(prepared.shape[-1]) // front_end.hop) // SLICE_FRAMES)
     return 0
 
