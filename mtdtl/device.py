@@ -14,6 +14,12 @@ live in one place:
 - **CPU allocator**: ``THP_MEM_ALLOC_ENABLE=1`` must be in the environment *before* torch starts
   (transparent huge pages; without it each training step page-faults 200k-340k times and runs
   ~1.5x slower). It cannot be switched on afterwards: :func:`cpu_speed_hints` reports it.
+- **Freed memory stays in the process** (:func:`retain_cpu_memory`, called by training and by
+  the network extractor): glibc returns every block over 32 MB to the kernel when it is freed,
+  so a training step or an extraction batch maps its activations afresh each time and
+  page-faults them in again (~100k faults per SS-R batch of 256 slices without huge pages).
+  Keeping freed blocks in the heap removes the faults after the first step. ``$MTDTL_CPU_ALLOCATOR``
+  = ``system`` leaves glibc's default.
 - **mkldnn** (oneDNN) stays on: off, CPU training runs at a third of the speed.
 - **Seeding** (:func:`seed_everything`): python, numpy's global RNG and torch (all devices).
 """
@@ -33,13 +39,17 @@ from mtdtl.log import get_logger
 
 __all__ = [
     "resolve_device", "cpu_has_bf16", "resolve_bf16", "set_num_threads", "seed_everything",
-    "cpu_speed_hints", "device_summary", "cpu_model", "usable_cores",
+    "cpu_speed_hints", "device_summary", "cpu_model", "usable_cores", "retain_cpu_memory",
 ]
 
 log = get_logger(__name__)
 
 #: Environment variable holding the default number of CPU threads.
 THREADS_ENV = "MTDTL_NUM_THREADS"
+#: Environment variable choosing the CPU allocator policy: ``retain`` (default) or ``system``.
+ALLOCATOR_ENV = "MTDTL_CPU_ALLOCATOR"
+ALLOCATOR_POLICIES = ("retain", "system")
+_ALLOCATOR: dict[str, str | None] = {"applied": None}
 
 
 def cpu_model() -> str:
@@ -161,6 +171,57 @@ def set_num_threads(num_threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def retain_cpu_memory(policy: str | None = None) -> str:
+    """Keep memory freed by this process for its next allocations (glibc on Linux).
+
+    By default glibc serves every block over its mmap threshold (at most 32 MB) with a fresh
+    ``mmap`` and unmaps it on ``free``. Training steps and extraction batches allocate and free
+    the same large activations over and over, so every step maps them afresh and page-faults
+    them in again: on a VM without transparent huge pages at hand, page faults made an SS-R
+    extraction batch several times slower (``benchmarks/bench_train.py`` and
+    ``bench_extract.py`` measure the effect as ``--allocator system`` against the default).
+    ``"retain"`` sets ``M_MMAP_MAX`` to 0 (large blocks come from the heap) and a trim threshold
+    of 2 GiB (the heap is not given back), so after the first step the pages are reused. The
+    cost: the process keeps its peak memory until it exits.
+
+    The setting is process-wide and sticky: once applied it stays for the process (glibc's
+    dynamic thresholds cannot be restored). Without glibc (macOS, Windows, musl) it does nothing.
+
+    Parameters
+    ----------
+    policy : {"retain", "system"} or None
+        ``None``: ``$MTDTL_CPU_ALLOCATOR``, else ``"retain"``.
+
+    Returns
+    -------
+    str
+        The policy in effect: ``"retain"``, ``"system"``, or ``"unavailable"`` (not glibc).
+    """
+    if policy is None:
+        policy = os.environ.get(ALLOCATOR_ENV, "").strip().lower() or "retain"
+    if policy not in ALLOCATOR_POLICIES:
+        raise MtdtlError(f"CPU allocator policy {policy!r} (${ALLOCATOR_ENV}): expected one of {ALLOCATOR_POLICIES}")
+    if _ALLOCATOR["applied"] == "retain":
+        return "retain"
+    if policy == "system":
+        return "system"
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        _ALLOCATOR["applied"] = "unavailable"
+        return "unavailable"
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        ok = False
+    _ALLOCATOR["applied"] = "retain" if ok else "unavailable"
+    if ok:
+        log.debug("CPU allocator: freed memory stays in the process (%s=system to turn this off)", ALLOCATOR_ENV)
+    return _ALLOCATOR["applied"]
+
+
 def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy's global RNG and torch's RNGs (CPU and every GPU)."""
     seed = int(seed)
@@ -195,4 +256,5 @@ def device_summary(device: torch.device, *, bf16: bool = False, channels_last: b
         out["cpu"] = platform.processor() or platform.machine()
         out["cpu_bf16"] = cpu_has_bf16()
         out["thp_mem_alloc"] = os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"
+        out["cpu_allocator"] = _ALLOCATOR["applied"] or "system"
     return out

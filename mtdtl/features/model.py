@@ -15,7 +15,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from mtdtl.device import cpu_has_bf16, resolve_device
+from mtdtl.device import cpu_has_bf16, resolve_device, retain_cpu_memory
 from mtdtl.errors import MtdtlError
 from mtdtl.features.base import SLICE_FRAMES, UnreadableAudio, Extractor, slice_frames, aggregate, _hash_parts
 from mtdtl.audio import as_front_end as _as_front_end, stream_slices
@@ -129,6 +129,7 @@ class ModelExtractor(Extractor):
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
             raise MtdtlError("scaler has NaN/inf values or a non-positive std; the checkpoint's scaler is broken")
         self.model = model.eval()
+        retain_cpu_memory()  # each batch frees and re-allocates the same activations (mtdtl.device)
         self.optimize = bool(optimize)
         self.precision = "fp32"
         self.set_device(device)

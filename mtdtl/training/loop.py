@@ -104,7 +104,8 @@ from mtdtl.checkpoint import (
 )
 from mtdtl.constants import K
 from mtdtl.device import (
-    cpu_speed_hints, device_summary, resolve_bf16, resolve_device, seed_everything, set_num_threads,
+    cpu_speed_hints, device_summary, resolve_bf16, resolve_device, retain_cpu_memory, seed_everything,
+    set_num_threads,
 )
 from mtdtl.errors import MtdtlError
 from mtdtl.log import get_logger
@@ -764,6 +765,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
                              "choose another out_dir")
         old_threads = torch.get_num_threads()
         set_num_threads(config.num_threads)
+        retain_cpu_memory()  # every step frees and re-allocates the same activations
         try:
             run.setup()
             return run.run()
