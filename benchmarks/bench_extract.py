@@ -32,7 +32,8 @@ architectures and the best repeat counts (median in brackets), since the machine
 the header gives the CPU, the load and the matmul rates measured now (``_machine.py``).
 
 Run: ``python benchmarks/bench_extract.py [--seconds 1440] [--repeats 3] [--threads 2]
-[--archs ss_r,ms_cr@6] [--sources 8] [--device cpu] [--precision fp32|bf16] [--pairs 5] [--build-first]
+[--archs ss_r,ms_cr@6] [--sources 8] [--device cpu] [--precision fp32|bf16] [--pairs 5]
+[--allocator retain|system] [--build-first]
 [--baselines] [--choi PATH]``.
 """
 
@@ -115,6 +116,9 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=5,
                     help="back-to-back fp32 / reduced-precision network pairs per repeat (with --precision bf16)")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+    ap.add_argument("--allocator", default=None, choices=["retain", "system"],
+                    help="CPU allocator policy, as extraction applies it (mtdtl.device.retain_cpu_memory; default: "
+                         "$MTDTL_CPU_ALLOCATOR, else retain); 'system' measures glibc's default")
     ap.add_argument("--store-workers", type=int, default=None, help="processes of a build-first store build (default: cores)")
     ap.add_argument("--build-first", action="store_true",
                     help="also time the other cold path: build the whole target store first, then extract")
@@ -123,10 +127,13 @@ def main() -> None:
                                           / "keras2_model" / "model_best.hdf5"))
     args = ap.parse_args()
 
-    from mtdtl.device import set_num_threads
+    from mtdtl.device import ALLOCATOR_ENV, retain_cpu_memory, set_num_threads
     from mtdtl.features import ModelExtractor, extract_dataset, get_extractor
 
     logging.getLogger("mtdtl").setLevel(logging.WARNING)
+    if args.allocator:
+        os.environ[ALLOCATOR_ENV] = args.allocator
+    allocator = retain_cpu_memory()  # what every ModelExtractor does when it is built
     set_num_threads(args.threads)
     info = machine(args.device)
     print_machine(info)
@@ -139,7 +146,8 @@ def main() -> None:
     slices_per_clip = (1 + int(CLIP_S * SR) // 256) // CROP_FRAMES
     n_slices = n_clips * slices_per_clip
     print(f"# {n_clips} distinct files x 30 s = {audio_s:.0f} s of audio ({n_slices} slices) per measurement; "
-          f"batch {args.batch_size}; precision {args.precision}; best of {args.repeats} interleaved repeats")
+          f"batch {args.batch_size}; precision {args.precision}; best of {args.repeats} interleaved repeats; "
+          f"CPU allocator {allocator}")
 
     runs = {"n": 0}
 
@@ -276,7 +284,7 @@ def main() -> None:
         extra = f"; {args.precision} net >= {TARGET_BF16}x fp32 {'MET' if ok_b else 'NOT MET'} ({fmt(lowp)})"
     print(f"\ntargets: warm >= {TARGET_WARM} {'MET' if ok_w else 'NOT MET'} ({fmt(warm)}); cold >= {TARGET_COLD} "
           f"{'MET' if ok_c else 'NOT MET'} ({fmt(cold)}){extra}; {info.get('gpu', info['cpu'])}, {info['cores']} cores, "
-          f"{args.threads} threads, load {load_now()}")
+          f"{args.threads} threads, allocator {allocator}, load {load_now()}")
 
 
 if __name__ == "__main__":

@@ -75,10 +75,22 @@ def chunk_arrays(S: np.ndarray, *, front_end: FrontEnd, dtype: str) -> tuple[np.
     ``s``, ``ss`` : per-band sum and sum of squares (float64) over the real frames of ``T``.
     """
     n_audio = S.shape[1]
-    T = np.ascontiguousarray(pad_to_min_frames(np.asarray(S, dtype=np.float32), front_end=front_end)
-                             .transpose(1, 0, 2)).astype(dtype)
-    real = T[:n_audio].astype(np.float64)
+    P = pad_to_min_frames(np.asarray(S, dtype=np.float32), front_end=front_end)
+    # torch converts float32 -> float16 -> float64 with SIMD, about 10x faster than numpy's
+    # astype on half floats; the rounding is the same IEEE round-to-nearest-even (the stored
+    # values and the float64 sums are bit-identical to numpy's)
+    T = _convert(P.transpose(1, 0, 2), np.dtype(dtype))
+    real = _convert(T[:n_audio], np.dtype(np.float64))
     return T, real.sum(axis=(0, 1)), np.square(real).sum(axis=(0, 1))
+
+
+def _convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous copy of ``a`` in ``dtype`` (half-float conversions through torch)."""
+    import torch
+
+    if a.dtype == dtype:
+        return np.ascontiguousarray(a)
+    return torch.from_numpy(a).to(getattr(torch, dtype.name)).contiguous().numpy()
 
 
 def write_chunk(chunk: str | os.PathLike, S: np.ndarray, *, track_id: str, path: str, n_samples: int,
