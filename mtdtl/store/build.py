@@ -90,6 +90,8 @@ def _convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
     if a.dtype == dtype:
         return np.ascontiguousarray(a)
+    if not a.flags.writeable:  # torch does not take read-only arrays
+        a = np.array(a)
     return torch.from_numpy(a).to(getattr(torch, dtype.name)).contiguous().numpy()
 
 

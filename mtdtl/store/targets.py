@@ -491,7 +491,10 @@ def slices_of_stored(T: np.ndarray, dtype: torch.dtype | None = None) -> torch.T
     """Non-overlapping 216-frame slices ``(n_slices, 2, 216, n_mels)`` of a time-major clip ``T``."""
     k = T.shape[0] // CROP_FRAMES
     c, m = T.shape[1], T.shape[2]
-    src = torch.from_numpy(np.ascontiguousarray(T[:k * CROP_FRAMES]))  # copied out of a memory map
+    a = T[:k * CROP_FRAMES]
+    if not (a.flags.writeable and a.flags.c_contiguous):  # a read-only memory map: torch wants a copy
+        a = np.array(a, order="C")
+    src = torch.from_numpy(a)
     out = torch.empty((k, c, CROP_FRAMES, m), dtype=src.dtype if dtype is None else dtype)
     # one pass: transpose and convert (torch's half -> float is about 10x faster than numpy's astype)
     return out.copy_(src.reshape(k, CROP_FRAMES, c, m).permute(0, 2, 1, 3))
