@@ -332,6 +332,41 @@ def test_decode_threads_get_cores_of_their_own_and_torch_threads_come_back(audio
         torch.set_num_threads(before)
 
 
+def test_warm_extraction_reads_in_the_calling_thread_and_hints_the_disk_ahead(audio, tmp_path, monkeypatch):
+    """Warm on the CPU: no decode thread; every clip's pages are asked for (MADV_WILLNEED) before
+    its slices are read, at most two batches of slices ahead."""
+    import threading
+
+    from mtdtl.store.targets import StoredClip
+
+    tracks = _tracks(audio, ["t0.wav", "t1.wav", "t2.wav", "t3.wav"])
+    cold = extract_dataset(_ex(0, batch_size=2), tracks, dataset="inline", cache_dir=tmp_path / "c1", progress=False)
+    events, threads = [], set()
+    real_need, real_raw = StoredClip.will_need, StoredClip.raw_slices
+
+    def need(self):
+        events.append(("need", self.index))
+        real_need(self)  # the real madvise on the store's memory map: must not fail
+
+    def raw(self, dtype=None):
+        events.append(("read", self.index))
+        threads.add(threading.current_thread().name)
+        return real_raw(self, dtype)
+
+    monkeypatch.setattr(StoredClip, "will_need", need)
+    monkeypatch.setattr(StoredClip, "raw_slices", raw)
+    warm = extract_dataset(_ex(0, batch_size=1), tracks, dataset="inline", cache_dir=tmp_path / "c2", progress=False)
+    np.testing.assert_allclose(warm.X, cold.X, rtol=1e-5, atol=1e-6)  # other batch size: float rounding only
+    assert threads == {threading.current_thread().name}
+    reads = [i for kind, i in events if kind == "read"]
+    assert sorted(reads) == [0, 1, 2, 3]
+    for k, (kind, i) in enumerate(events):
+        if kind == "read":
+            assert ("need", i) in events[:k]  # hinted before it is read
+    # batch 1: two batches ahead is one more clip (each clip has at least one slice)
+    assert events[:2] == [("need", reads[0]), ("need", reads[1])] and events[2] == ("read", reads[0])
+
+
 def test_the_decode_thread_runs_a_batch_ahead_and_no_further(monkeypatch):
     """Look-ahead: ``prefetch`` tracks until one is seen, then enough tracks for one batch of slices."""
     import threading

@@ -377,6 +377,27 @@ class StoredClip(NamedTuple):
         k = n // CROP_FRAMES
         return slices_of_stored(s._array()[o:o + k * CROP_FRAMES], dtype)  # copied out of the memory map
 
+    def will_need(self) -> None:
+        """Ask the kernel to read this clip's bytes ahead (``madvise(MADV_WILLNEED)``), so a later
+        :meth:`raw_slices` finds them in the page cache; best effort, a no-op where unsupported."""
+        import mmap
+
+        s = self.store
+        arr = s._array()
+        mm = getattr(arr, "_mmap", None)
+        advice = getattr(mmap, "MADV_WILLNEED", None)
+        if mm is None or advice is None or not hasattr(mm, "madvise"):
+            return
+        row, page = arr.strides[0], mmap.ALLOCATIONGRANULARITY
+        # numpy maps the file from the granule below the array's offset (the .npy header)
+        start = int(getattr(arr, "offset", 0)) % page + int(s._offsets[self.index]) * row
+        length = int(s._lengths[self.index]) * row
+        aligned = start - start % page
+        try:
+            mm.madvise(advice, aligned, min(length + start - aligned, len(mm) - aligned))
+        except (OSError, ValueError):
+            pass
+
     def __fspath__(self) -> str:
         return self.path
 
