@@ -17,7 +17,8 @@ live in one place:
 - **Freed memory stays in the process** (:func:`retain_cpu_memory`, called by training and by
   the network extractor): glibc returns every block over 32 MB to the kernel when it is freed,
   so a training step or an extraction batch maps its activations afresh each time and
-  page-faults them in again (~100k faults per SS-R batch of 256 slices without huge pages).
+  page-faults them in again (about 138k faults per SS-R batch of 256 slices without huge pages,
+  tests/test_device.py).
   Keeping freed blocks in the heap removes the faults after the first step. ``$MTDTL_CPU_ALLOCATOR``
   = ``system`` leaves glibc's default.
 - **mkldnn** (oneDNN) stays on: off, CPU training runs at a third of the speed.
