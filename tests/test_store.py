@@ -325,3 +325,21 @@ def test_truncated_spectrogram_array_is_a_clear_error(tmp_path):
     arr.write_bytes(b"garbage")
     with pytest.raises(MtdtlError, match="damaged or truncated"):
         SpectrogramStore.open(out)
+
+
+@pytest.mark.parametrize("n_frames", [CROP_FRAMES - 50, 2584])
+def test_chunk_arrays_are_bit_identical_to_numpy_half_float_rounding(n_frames):
+    """chunk_arrays converts through torch (fast); the stored values and the float64 sums must be
+    exactly numpy's (a store built before the change and one built after hold the same bytes)."""
+    rng = np.random.default_rng(3)
+    S = (rng.standard_normal((2, n_frames, 128)) * 25 - 45).astype(np.float32)
+    S[0, :10] = -100.0  # digital silence and values near float16's rounding steps
+    S[1, 5:8] = np.float32(64.015625)
+    for dtype in ("float16", "float32"):
+        T, s, ss = store_mod.chunk_arrays(S, front_end=FrontEnd(), dtype=dtype)
+        ref = np.ascontiguousarray(pad_to_min_frames(S, front_end=FrontEnd()).transpose(1, 0, 2)).astype(dtype)
+        real = ref[:n_frames].astype(np.float64)
+        assert T.dtype == np.dtype(dtype) and T.flags.c_contiguous
+        assert T.tobytes() == ref.tobytes()
+        assert s.tobytes() == real.sum(axis=(0, 1)).tobytes()
+        assert ss.tobytes() == np.square(real).sum(axis=(0, 1)).tobytes()
