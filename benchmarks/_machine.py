@@ -99,3 +99,22 @@ def print_machine(info: dict) -> None:
 def load_now() -> str:
     """The current 1-minute load average, for lines printed later in a run."""
     return f"{load_average()[0]:.2f}"
+
+
+def add_allocator_option(parser: Any, what: str) -> None:
+    """``--allocator retain|system``: the CPU allocator policy ``what`` applies (mtdtl.device)."""
+    from mtdtl.device import ALLOCATOR_POLICIES
+
+    parser.add_argument("--allocator", choices=ALLOCATOR_POLICIES, default=None,
+                        help=f"CPU allocator policy, as {what} applies it (mtdtl.device.retain_cpu_memory; default: "
+                             "$MTDTL_CPU_ALLOCATOR, else retain); 'system' measures glibc's default")
+
+
+def apply_allocator(choice: str | None) -> str:
+    """Set the policy chosen on the command line (for this process and every extractor it builds),
+    apply it as training and extraction do, and return the policy in effect."""
+    from mtdtl.device import ALLOCATOR_ENV, retain_cpu_memory
+
+    if choice:
+        os.environ[ALLOCATOR_ENV] = choice
+    return retain_cpu_memory()

@@ -56,7 +56,7 @@ import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from _machine import load_now, machine, print_machine  # noqa: E402
+from _machine import add_allocator_option, apply_allocator, load_now, machine, print_machine  # noqa: E402
 from mtdtl.constants import CROP_FRAMES, SOURCE_NAMES, SR  # noqa: E402
 
 CLIP_S = 30.0
@@ -116,9 +116,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=5,
                     help="back-to-back fp32 / reduced-precision network pairs per repeat (with --precision bf16)")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
-    ap.add_argument("--allocator", default=None, choices=["retain", "system"],
-                    help="CPU allocator policy, as extraction applies it (mtdtl.device.retain_cpu_memory; default: "
-                         "$MTDTL_CPU_ALLOCATOR, else retain); 'system' measures glibc's default")
+    add_allocator_option(ap, "extraction")
     ap.add_argument("--store-workers", type=int, default=None, help="processes of a build-first store build (default: cores)")
     ap.add_argument("--build-first", action="store_true",
                     help="also time the other cold path: build the whole target store first, then extract")
@@ -127,13 +125,11 @@ def main() -> None:
                                           / "keras2_model" / "model_best.hdf5"))
     args = ap.parse_args()
 
-    from mtdtl.device import ALLOCATOR_ENV, retain_cpu_memory, set_num_threads
+    from mtdtl.device import set_num_threads
     from mtdtl.features import ModelExtractor, extract_dataset, get_extractor
 
     logging.getLogger("mtdtl").setLevel(logging.WARNING)
-    if args.allocator:
-        os.environ[ALLOCATOR_ENV] = args.allocator
-    allocator = retain_cpu_memory()  # what every ModelExtractor does when it is built
+    allocator = apply_allocator(args.allocator)  # what every ModelExtractor does when it is built
     set_num_threads(args.threads)
     info = machine(args.device)
     print_machine(info)

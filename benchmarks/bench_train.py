@@ -46,12 +46,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import load_now, machine, print_machine  # noqa: E402
+from _machine import add_allocator_option, apply_allocator, load_now, machine, print_machine  # noqa: E402
 
 from mtdtl.constants import ARCH_IDS, K, SOURCE_NAMES  # noqa: E402
-from mtdtl.device import (  # noqa: E402
-    ALLOCATOR_ENV, ALLOCATOR_POLICIES, cpu_has_bf16, device_summary, resolve_device, retain_cpu_memory, set_num_threads,
-)
+from mtdtl.device import cpu_has_bf16, device_summary, resolve_device, set_num_threads  # noqa: E402
 from mtdtl.models import build_model, forward_flops  # noqa: E402
 from mtdtl.models.registry import DESIGN_ARC_CODES  # noqa: E402
 from mtdtl.training import kl_loss  # noqa: E402
@@ -215,14 +213,10 @@ def main(argv=None) -> int:
     p.add_argument("--store", type=Path, default=None, help="store for the pipeline rate (default: synthetic)")
     p.add_argument("--pipeline-batches", type=int, default=20)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    p.add_argument("--allocator", choices=ALLOCATOR_POLICIES, default=None,
-                   help="CPU allocator policy, as training applies it (mtdtl.device.retain_cpu_memory; default: "
-                        "$MTDTL_CPU_ALLOCATOR, else retain); 'system' measures glibc's default")
+    add_allocator_option(p, "training")
     args = p.parse_args(argv)
 
-    if args.allocator:
-        os.environ[ALLOCATOR_ENV] = args.allocator
-    allocator = retain_cpu_memory()  # what mtdtl.training.train does before its first step
+    allocator = apply_allocator(args.allocator)  # what mtdtl.training.train does before its first step
     threads = set_num_threads(args.threads)
     device = resolve_device(args.device)
     native_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()

@@ -439,11 +439,10 @@ class ModelExtractor(Extractor):
         hinted = ahead = 0  # next clip to hint; slices hinted but not yet consumed
         for i, it in enumerate(items):
             while hinted < len(items) and (hinted <= i or ahead < 2 * self.batch_size):
-                nxt = items[hinted]
-                nxt.will_need()
-                ahead += max(1, int(nxt.store._lengths[nxt.index]) // SLICE_FRAMES)
+                items[hinted].will_need()
+                ahead += max(1, items[hinted].n_slices)
                 hinted += 1
-            ahead -= max(1, int(it.store._lengths[it.index]) // SLICE_FRAMES)
+            ahead -= max(1, it.n_slices)
             yield i, prep(it)
 
     def _run_ahead(self, items: Sequence[Any], prep, workers: int) -> Iterator[tuple[int, Any]]:
@@ -588,7 +587,8 @@ BF16_GRAPH_TOLERANCE = 0.03
 
 def _bf16_runner(model: torch.nn.Module, device: torch.device, shape: tuple[int, ...] | None = None):
     """``model.features`` in bf16, float32 out. On the CPU, the oneDNN graph of
-    :func:`_bf16_graph_for_cpu` (about 2x the float32 graph where bf16 is native); where it
+    :func:`_bf16_graph_for_cpu` (faster than the float32 graph where bf16 is native: see
+    docs/features_and_baselines.md, *Speed*); where it
     cannot be built or fails its check, bf16 autocast with batch norm folded into the
     convolutions (torch.fx) and channels-last activations (on CUDA: autocast)."""
     if device.type == "cpu" and shape is not None:

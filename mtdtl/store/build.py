@@ -76,23 +76,26 @@ def chunk_arrays(S: np.ndarray, *, front_end: FrontEnd, dtype: str) -> tuple[np.
     """
     n_audio = S.shape[1]
     P = pad_to_min_frames(np.asarray(S, dtype=np.float32), front_end=front_end)
-    # torch converts float32 -> float16 -> float64 with SIMD, about 10x faster than numpy's
-    # astype on half floats; the rounding is the same IEEE round-to-nearest-even (the stored
-    # values and the float64 sums are bit-identical to numpy's)
-    T = _convert(P.transpose(1, 0, 2), np.dtype(dtype))
-    real = _convert(T[:n_audio], np.dtype(np.float64))
+    T = contiguous_as(P.transpose(1, 0, 2), np.dtype(dtype))
+    real = contiguous_as(T[:n_audio], np.dtype(np.float64))
     return T, real.sum(axis=(0, 1)), np.square(real).sum(axis=(0, 1))
 
 
-def _convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous copy of ``a`` in ``dtype`` (half-float conversions through torch)."""
+def contiguous_as(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """A C-contiguous copy of ``a`` (any strides, e.g. a transposed view) in ``dtype``, in one pass.
+
+    Conversions go through torch: its half-float conversions use SIMD and are about 10x faster
+    than numpy's ``astype``, with the same IEEE round-to-nearest-even (bit-identical results).
+    """
     import torch
 
+    dtype = np.dtype(dtype)
     if a.dtype == dtype:
         return np.ascontiguousarray(a)
-    if not a.flags.writeable:  # torch does not take read-only arrays
+    if not a.flags.writeable:  # torch does not take read-only arrays (e.g. a memory map)
         a = np.array(a)
-    return torch.from_numpy(a).to(getattr(torch, dtype.name)).contiguous().numpy()
+    out = torch.empty(a.shape, dtype=getattr(torch, dtype.name))
+    return out.copy_(torch.from_numpy(a)).numpy()
 
 
 def write_chunk(chunk: str | os.PathLike, S: np.ndarray, *, track_id: str, path: str, n_samples: int,

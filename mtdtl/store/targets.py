@@ -92,6 +92,7 @@ from mtdtl.store.build import (
     build_store,
     chunk_arrays,
     chunk_meta,
+    contiguous_as,
     make_out_dir,
     save_chunk,
 )
@@ -373,9 +374,13 @@ class StoredClip(NamedTuple):
         store's dtype (half the bytes to move to a GPU).
         """
         s = self.store
-        o, n = int(s._offsets[self.index]), int(s._lengths[self.index])
-        k = n // CROP_FRAMES
-        return slices_of_stored(s._array()[o:o + k * CROP_FRAMES], dtype)  # copied out of the memory map
+        o = int(s._offsets[self.index])
+        return slices_of_stored(s._array()[o:o + self.n_slices * CROP_FRAMES], dtype)  # copied out of the memory map
+
+    @property
+    def n_slices(self) -> int:
+        """Slices :meth:`raw_slices` returns (at least one: short clips were padded when stored)."""
+        return int(self.store._lengths[self.index]) // CROP_FRAMES
 
     def will_need(self) -> None:
         """Ask the kernel to read this clip's bytes ahead (``madvise(MADV_WILLNEED)``), so a later
@@ -512,13 +517,9 @@ def slices_of_stored(T: np.ndarray, dtype: torch.dtype | None = None) -> torch.T
     """Non-overlapping 216-frame slices ``(n_slices, 2, 216, n_mels)`` of a time-major clip ``T``."""
     k = T.shape[0] // CROP_FRAMES
     c, m = T.shape[1], T.shape[2]
-    a = T[:k * CROP_FRAMES]
-    if not (a.flags.writeable and a.flags.c_contiguous):  # a read-only memory map: torch wants a copy
-        a = np.array(a, order="C")
-    src = torch.from_numpy(a)
-    out = torch.empty((k, c, CROP_FRAMES, m), dtype=src.dtype if dtype is None else dtype)
-    # one pass: transpose and convert (torch's half -> float is about 10x faster than numpy's astype)
-    return out.copy_(src.reshape(k, CROP_FRAMES, c, m).permute(0, 2, 1, 3))
+    np_dtype = T.dtype if dtype is None else torch.empty(0, dtype=dtype).numpy().dtype
+    return torch.from_numpy(contiguous_as(T[:k * CROP_FRAMES].reshape(k, CROP_FRAMES, c, m).transpose(0, 2, 1, 3),
+                                          np_dtype))
 
 
 def _pending_chunks(folder: Path) -> list[tuple[str, str]]:
